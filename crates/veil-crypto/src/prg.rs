@@ -368,6 +368,67 @@ pub fn apply_masks<T: RingElement>(
     run(&mut streams, ring, x, false)
 }
 
+/// A stream of uniform 32-bit words from a **public** seed: the ChaCha20
+/// keystream under key `seed`, nonce `0^12`, read as little-endian `u32`s
+/// (SPEC.md §4.1). For values every party must compute alike, such as the
+/// neighbour-graph permutation; never for secrets.
+pub struct PublicWordStream {
+    cipher: ChaCha20,
+    buf: [u8; 64],
+    next: usize,
+}
+
+impl core::fmt::Debug for PublicWordStream {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("PublicWordStream")
+    }
+}
+
+impl PublicWordStream {
+    /// The stream of `seed`.
+    #[must_use]
+    pub fn new(seed: &[u8; 32]) -> Self {
+        Self {
+            cipher: ChaCha20::new(&(*seed).into(), &[0_u8; 12].into()),
+            buf: [0; 64],
+            next: 64,
+        }
+    }
+
+    /// The next word.
+    pub fn next_u32(&mut self) -> u32 {
+        if self.next >= self.buf.len() {
+            self.cipher.write_keystream(&mut self.buf);
+            self.next = 0;
+        }
+        let word = self
+            .buf
+            .get(self.next..)
+            .and_then(|rest| rest.first_chunk::<4>())
+            .map_or(0, |w| u32::from_le_bytes(*w));
+        self.next = self.next.saturating_add(4);
+        word
+    }
+
+    /// A uniform integer in `[0, bound)` by rejection: draw words `w` until
+    /// `w < 2^32 - (2^32 mod bound)`, then return `w mod bound`. Returns 0
+    /// for `bound = 0`.
+    pub fn uniform_below(&mut self, bound: u32) -> u32 {
+        let Some(bound) = core::num::NonZeroU32::new(bound) else {
+            return 0;
+        };
+        // 2^32 mod bound, computed in u64 to avoid overflow.
+        let rejected = (1_u64 << 32) % core::num::NonZeroU64::from(bound);
+        let limit = (1_u64 << 32).saturating_sub(rejected);
+        loop {
+            let w = self.next_u32();
+            if u64::from(w) < limit {
+                return w % bound;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chacha20::cipher::StreamCipher;
@@ -489,6 +550,24 @@ mod tests {
         for (xi, mi) in x.iter().zip(&m) {
             assert_eq!(*xi, mi.wrapping_sub(1));
         }
+    }
+
+    #[test]
+    fn public_words_are_the_keystream_and_uniform_below_is_in_range() {
+        let ks = raw_keystream(&seed(5), 400);
+        let mut stream = PublicWordStream::new(&[5; 32]);
+        for i in 0..100 {
+            let w = u32::from_le_bytes(ks[4 * i..4 * i + 4].try_into().unwrap());
+            assert_eq!(stream.next_u32(), w);
+        }
+        let mut stream = PublicWordStream::new(&[6; 32]);
+        let mut seen = [0_u32; 7];
+        for _ in 0..7000 {
+            seen[stream.uniform_below(7) as usize] += 1;
+        }
+        assert!(seen.iter().all(|c| (800..1200).contains(c)), "{seen:?}");
+        assert_eq!(stream.uniform_below(0), 0);
+        assert_eq!(stream.uniform_below(1), 0);
     }
 
     #[test]

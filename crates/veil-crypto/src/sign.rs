@@ -48,7 +48,9 @@ impl SignatureDomain {
 }
 
 /// A participant's long-term Ed25519 identity key. Zeroizes on drop (the
-/// upstream type does), never printed.
+/// upstream type does), never printed. `Clone` because a client's session of
+/// each round keeps its own copy.
+#[derive(Clone)]
 pub struct IdentitySigningKey(SigningKey);
 
 secret_debug!(IdentitySigningKey);

@@ -1,0 +1,254 @@
+//! The protocol messages and their canonical encoding (SPEC.md §10).
+//!
+//! Every message is `u8 version || u8 type || u64 round || body`. Messages
+//! from a client to the server are [`ClientMessage`]s; from the server to a
+//! client, [`ServerMessage`]s. A decoder takes the round config wherever a
+//! layout or a cap depends on it, checks every cap before allocating, and
+//! rejects trailing bytes, unknown tags and non-canonical lists.
+
+mod abort;
+mod advertise;
+mod consistency;
+mod masked_input;
+mod round_config;
+mod share_keys;
+mod unmask;
+
+pub use abort::Abort;
+pub use advertise::{AdvertiseKeys, NeighbourKeys};
+pub use consistency::{
+    ConsistencySignature, ConsistencySignatures, SurvivorSet, survivor_set_message,
+};
+pub use masked_input::MaskedInput;
+pub use share_keys::{
+    SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
+};
+pub use unmask::{ShareKind, UnmaskShare, UnmaskShares};
+
+use veil_crypto::RoundId;
+
+use crate::codec::Reader;
+use crate::config::RoundConfig;
+use crate::error::{DecodeErrorKind, Result};
+
+/// The protocol version byte at the start of every message.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The length of the header: version, type, round.
+pub const HEADER_LEN: usize = 10;
+
+/// The type tag of a message (SPEC.md §10.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MessageType {
+    /// Server to client: the round's parameters.
+    RoundConfig = 1,
+    /// Client to server, phase 1.
+    AdvertiseKeys = 2,
+    /// Server to client: the neighbours' advertised keys.
+    NeighbourKeys = 3,
+    /// Client to server, phase 2.
+    ShareKeys = 4,
+    /// Server to client: the share envelopes sealed for this client.
+    SharesForYou = 5,
+    /// Client to server, phase 3.
+    MaskedInput = 6,
+    /// Server to client: the survivor set to sign.
+    SurvivorSet = 7,
+    /// Client to server, phase 4.
+    ConsistencySignature = 8,
+    /// Server to client: the neighbours' signatures over the survivor set.
+    ConsistencySignatures = 9,
+    /// Client to server, phase 5.
+    UnmaskShares = 10,
+    /// Server to client: the round is over for this client.
+    Abort = 11,
+}
+
+impl MessageType {
+    fn from_tag(tag: u8) -> Option<Self> {
+        Some(match tag {
+            1 => Self::RoundConfig,
+            2 => Self::AdvertiseKeys,
+            3 => Self::NeighbourKeys,
+            4 => Self::ShareKeys,
+            5 => Self::SharesForYou,
+            6 => Self::MaskedInput,
+            7 => Self::SurvivorSet,
+            8 => Self::ConsistencySignature,
+            9 => Self::ConsistencySignatures,
+            10 => Self::UnmaskShares,
+            11 => Self::Abort,
+            _ => return None,
+        })
+    }
+}
+
+fn put_header(out: &mut Vec<u8>, ty: MessageType, round: RoundId) {
+    out.push(PROTOCOL_VERSION);
+    out.push(ty as u8);
+    out.extend_from_slice(&round.to_be_bytes());
+}
+
+/// Reads the header; returns the type and the round.
+fn read_header(r: &mut Reader<'_>) -> Result<(MessageType, RoundId)> {
+    let version = r.u8("version")?;
+    if version != PROTOCOL_VERSION {
+        return Err(r.err("version", DecodeErrorKind::UnknownVersion(version)));
+    }
+    let tag = r.u8("type")?;
+    let ty = MessageType::from_tag(tag)
+        .ok_or_else(|| r.err("type", DecodeErrorKind::UnknownTag(tag)))?;
+    let round = r.u64("round")?;
+    Ok((ty, round))
+}
+
+/// A message from a client to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// Phase 1.
+    AdvertiseKeys(AdvertiseKeys),
+    /// Phase 2.
+    ShareKeys(ShareKeys),
+    /// Phase 3.
+    MaskedInput(MaskedInput),
+    /// Phase 4.
+    ConsistencySignature(ConsistencySignature),
+    /// Phase 5.
+    UnmaskShares(UnmaskShares),
+}
+
+impl ClientMessage {
+    /// The message's type.
+    #[must_use]
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::AdvertiseKeys(_) => MessageType::AdvertiseKeys,
+            Self::ShareKeys(_) => MessageType::ShareKeys,
+            Self::MaskedInput(_) => MessageType::MaskedInput,
+            Self::ConsistencySignature(_) => MessageType::ConsistencySignature,
+            Self::UnmaskShares(_) => MessageType::UnmaskShares,
+        }
+    }
+
+    /// The canonical encoding, header included.
+    #[must_use]
+    pub fn encode(&self, round: RoundId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 128);
+        put_header(&mut out, self.message_type(), round);
+        match self {
+            Self::AdvertiseKeys(m) => m.encode_body(&mut out),
+            Self::ShareKeys(m) => m.encode_body(&mut out),
+            Self::MaskedInput(m) => m.encode_body(&mut out),
+            Self::ConsistencySignature(m) => m.encode_body(&mut out),
+            Self::UnmaskShares(m) => m.encode_body(&mut out),
+        }
+        out
+    }
+
+    /// Decodes a whole message; caps and layouts come from `config`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Decode`] naming the field.
+    pub fn decode(bytes: &[u8], config: &RoundConfig) -> Result<(RoundId, Self)> {
+        let mut r = Reader::new(bytes, "client_message");
+        let (ty, round) = read_header(&mut r)?;
+        let msg = match ty {
+            MessageType::AdvertiseKeys => Self::AdvertiseKeys(AdvertiseKeys::decode_body(&mut r)?),
+            MessageType::ShareKeys => Self::ShareKeys(ShareKeys::decode_body(&mut r, config)?),
+            MessageType::MaskedInput => {
+                Self::MaskedInput(MaskedInput::decode_body(&mut r, config)?)
+            }
+            MessageType::ConsistencySignature => {
+                Self::ConsistencySignature(ConsistencySignature::decode_body(&mut r)?)
+            }
+            MessageType::UnmaskShares => {
+                Self::UnmaskShares(UnmaskShares::decode_body(&mut r, config)?)
+            }
+            _ => return Err(r.err("type", DecodeErrorKind::UnknownTag(ty as u8))),
+        };
+        r.finish()?;
+        Ok((round, msg))
+    }
+}
+
+/// A message from the server to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// The round's parameters.
+    RoundConfig(RoundConfig),
+    /// After phase 1.
+    NeighbourKeys(NeighbourKeys),
+    /// After phase 2.
+    SharesForYou(SharesForYou),
+    /// After phase 3.
+    SurvivorSet(SurvivorSet),
+    /// After phase 4.
+    ConsistencySignatures(ConsistencySignatures),
+    /// The round is over for this client.
+    Abort(Abort),
+}
+
+impl ServerMessage {
+    /// The message's type.
+    #[must_use]
+    pub fn message_type(&self) -> MessageType {
+        match self {
+            Self::RoundConfig(_) => MessageType::RoundConfig,
+            Self::NeighbourKeys(_) => MessageType::NeighbourKeys,
+            Self::SharesForYou(_) => MessageType::SharesForYou,
+            Self::SurvivorSet(_) => MessageType::SurvivorSet,
+            Self::ConsistencySignatures(_) => MessageType::ConsistencySignatures,
+            Self::Abort(_) => MessageType::Abort,
+        }
+    }
+
+    /// The canonical encoding, header included.
+    #[must_use]
+    pub fn encode(&self, round: RoundId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 128);
+        put_header(&mut out, self.message_type(), round);
+        match self {
+            Self::RoundConfig(m) => round_config::encode_body(m, &mut out),
+            Self::NeighbourKeys(m) => m.encode_body(&mut out),
+            Self::SharesForYou(m) => m.encode_body(&mut out),
+            Self::SurvivorSet(m) => m.encode_body(&mut out),
+            Self::ConsistencySignatures(m) => m.encode_body(&mut out),
+            Self::Abort(m) => m.encode_body(&mut out),
+        }
+        out
+    }
+
+    /// Decodes a whole message. `config` is `None` until the client has a
+    /// round config; only a `RoundConfig` or `Abort` decodes then.
+    ///
+    /// # Errors
+    /// [`crate::Error::Decode`] naming the field.
+    pub fn decode(bytes: &[u8], config: Option<&RoundConfig>) -> Result<(RoundId, Self)> {
+        let mut r = Reader::new(bytes, "server_message");
+        let (ty, round) = read_header(&mut r)?;
+        let msg = match (ty, config) {
+            (MessageType::RoundConfig, _) => {
+                Self::RoundConfig(round_config::decode_body(&mut r, round)?)
+            }
+            (MessageType::Abort, _) => Self::Abort(Abort::decode_body(&mut r)?),
+            (MessageType::NeighbourKeys, Some(c)) => {
+                Self::NeighbourKeys(NeighbourKeys::decode_body(&mut r, c)?)
+            }
+            (MessageType::SharesForYou, Some(c)) => {
+                Self::SharesForYou(SharesForYou::decode_body(&mut r, c)?)
+            }
+            (MessageType::SurvivorSet, Some(c)) => {
+                Self::SurvivorSet(SurvivorSet::decode_body(&mut r, c)?)
+            }
+            (MessageType::ConsistencySignatures, Some(c)) => {
+                Self::ConsistencySignatures(ConsistencySignatures::decode_body(&mut r, c)?)
+            }
+            _ => return Err(r.err("type", DecodeErrorKind::UnknownTag(ty as u8))),
+        };
+        r.finish()?;
+        Ok((round, msg))
+    }
+}

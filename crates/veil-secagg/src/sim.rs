@@ -1,0 +1,342 @@
+//! An in-memory simulator of whole rounds (feature `test-util`).
+//!
+//! `n` clients and a server exchange real encoded messages through queues,
+//! under a virtual clock and a seeded RNG. Clients can be scripted to crash
+//! at any phase, and a hook sees every message in flight and may drop,
+//! duplicate, corrupt or reorder it. Rounds are exactly repeatable.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    reason = "a test harness: misuse is a bug in the test"
+)]
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::rngs::ChaCha20Rng;
+use rand::{RngExt, SeedableRng};
+use veil_crypto::ParticipantId;
+use veil_crypto::prg::RingBits;
+use veil_crypto::sign::IdentitySigningKey;
+
+use crate::messages::ServerMessage;
+use crate::{
+    ClientSession, Error, Phase, Roster, RoundConfig, RoundResult, ServerEvent, ServerSession,
+};
+
+/// The shape of a simulated round.
+#[derive(Debug, Clone, Copy)]
+pub struct SimParams {
+    /// Number of clients.
+    pub n: usize,
+    /// Neighbour degree (`n - 1` for classic SecAgg).
+    pub k: u32,
+    /// Threshold.
+    pub t: u32,
+    /// Dimension.
+    pub d: u32,
+    /// Ring width.
+    pub bits: u32,
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Whether ids are sparse random values rather than `0..n`.
+    pub sparse_ids: bool,
+}
+
+/// A message in flight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `true` from a client to the server.
+    pub to_server: bool,
+    /// The client at the other end.
+    pub client: ParticipantId,
+    /// The encoded message.
+    pub bytes: Vec<u8>,
+}
+
+/// The protocol phase whose message `bytes` is, from its type tag.
+#[must_use]
+pub fn phase_of(bytes: &[u8]) -> Option<Phase> {
+    Some(match bytes.get(1)? {
+        1 | 2 => Phase::AdvertiseKeys,
+        3 | 4 => Phase::ShareKeys,
+        5 | 6 => Phase::MaskedInput,
+        7 | 8 => Phase::ConsistencyCheck,
+        9 | 10 => Phase::Unmask,
+        _ => return None,
+    })
+}
+
+type Hook = Box<dyn FnMut(Delivery, &mut ChaCha20Rng) -> Vec<Delivery>>;
+
+/// A simulated round.
+pub struct Simulation {
+    /// The round config.
+    pub config: RoundConfig,
+    /// The roster.
+    pub roster: Roster,
+    /// Every client's input.
+    pub inputs: BTreeMap<ParticipantId, Vec<u64>>,
+    identities: BTreeMap<ParticipantId, IdentitySigningKey>,
+    server: ServerSession,
+    clients: BTreeMap<ParticipantId, ClientSession>,
+    crash_at: BTreeMap<ParticipantId, Phase>,
+    crashed: BTreeSet<ParticipantId>,
+    hook: Option<Hook>,
+    now: Instant,
+    rng: ChaCha20Rng,
+    in_flight: VecDeque<Delivery>,
+}
+
+/// How a simulated round ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The released result, if the round completed.
+    pub result: Option<RoundResult>,
+    /// The server's abort reason, if it failed.
+    pub server_error: Option<Error>,
+    /// Every server event, in order.
+    pub server_events: Vec<ServerEvent>,
+    /// Each client's final error, if it failed.
+    pub client_errors: BTreeMap<ParticipantId, Error>,
+    /// Clients that completed their part.
+    pub completed: BTreeSet<ParticipantId>,
+    /// Virtual time the round took.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The participants the server dropped, with their reasons.
+    #[must_use]
+    pub fn dropped(&self) -> BTreeMap<ParticipantId, Option<Error>> {
+        self.server_events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::PeerDropped {
+                    participant,
+                    reason,
+                    ..
+                } => Some((*participant, reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Simulation {
+    /// A round with fresh identities, random inputs and a random graph seed.
+    ///
+    /// # Panics
+    /// If the parameters make an invalid config.
+    #[must_use]
+    pub fn new(p: SimParams) -> Self {
+        let mut rng = ChaCha20Rng::seed_from_u64(p.seed);
+        let participants: Vec<ParticipantId> = if p.sparse_ids {
+            let mut set = BTreeSet::new();
+            while set.len() < p.n {
+                set.insert(rng.random_range(0..u32::MAX - 1));
+            }
+            set.into_iter().collect()
+        } else {
+            (0..p.n as u32).collect()
+        };
+        let ring = RingBits::new(p.bits).unwrap();
+        let mut graph_seed = [0_u8; 32];
+        rng.fill(&mut graph_seed);
+        let config = RoundConfig::new(
+            rng.random_range(0..u64::MAX),
+            participants.clone(),
+            p.d,
+            ring,
+            p.t,
+            p.k,
+            1000,
+            graph_seed,
+        )
+        .expect("valid simulation parameters");
+        let mut roster = Roster::new();
+        let mut identities = BTreeMap::new();
+        let mut inputs = BTreeMap::new();
+        for &id in &participants {
+            let key = IdentitySigningKey::generate(&mut rng);
+            roster.insert(id, key.verifying_key());
+            identities.insert(id, key);
+            let input = (0..p.d)
+                .map(|_| rng.random::<u64>() & ring.mask())
+                .collect();
+            inputs.insert(id, input);
+        }
+        let now = Instant::now();
+        let server = ServerSession::new(config.clone(), &roster, now).unwrap();
+        Self {
+            config,
+            roster,
+            inputs,
+            identities,
+            server,
+            clients: BTreeMap::new(),
+            crash_at: BTreeMap::new(),
+            crashed: BTreeSet::new(),
+            hook: None,
+            now,
+            rng,
+            in_flight: VecDeque::new(),
+        }
+    }
+
+    /// Client `id` crashes instead of sending its message of `phase` (and
+    /// sends nothing after).
+    pub fn crash(&mut self, id: ParticipantId, phase: Phase) {
+        self.crash_at.insert(id, phase);
+    }
+
+    /// Every message in flight passes through `hook`, which returns what is
+    /// delivered instead (nothing, the message, copies, altered bytes; the
+    /// order of the returned list is the delivery order).
+    pub fn set_hook(
+        &mut self,
+        hook: impl FnMut(Delivery, &mut ChaCha20Rng) -> Vec<Delivery> + 'static,
+    ) {
+        self.hook = Some(Box::new(hook));
+    }
+
+    /// The exact sum modulo `2^b` of the inputs of `included`.
+    #[must_use]
+    pub fn expected_sum(&self, included: &[ParticipantId]) -> Vec<u64> {
+        let ring = self.config.ring;
+        let mut sum = vec![0_u64; self.config.d()];
+        for id in included {
+            for (s, v) in sum.iter_mut().zip(&self.inputs[id]) {
+                *s = ring.add(*s, *v);
+            }
+        }
+        sum
+    }
+
+    fn collect(&mut self) {
+        let mut out = Vec::new();
+        while let Some((to, bytes)) = self.server.poll_transmit() {
+            out.push(Delivery {
+                to_server: false,
+                client: to,
+                bytes,
+            });
+        }
+        for (&id, client) in &mut self.clients {
+            while let Some(bytes) = client.poll_transmit() {
+                out.push(Delivery {
+                    to_server: true,
+                    client: id,
+                    bytes,
+                });
+            }
+        }
+        for d in out {
+            if d.to_server {
+                let crash = self.crash_at.get(&d.client).copied();
+                if self.crashed.contains(&d.client)
+                    || crash.is_some_and(|c| phase_of(&d.bytes).is_some_and(|p| p >= c))
+                {
+                    self.crashed.insert(d.client);
+                    continue;
+                }
+            }
+            match &mut self.hook {
+                Some(hook) => self.in_flight.extend(hook(d, &mut self.rng)),
+                None => self.in_flight.push_back(d),
+            }
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        if d.to_server {
+            let _ = self
+                .server
+                .handle_message(d.client, &d.bytes, self.now, &mut self.rng);
+            return;
+        }
+        if self.crashed.contains(&d.client) {
+            return;
+        }
+        if let Some(client) = self.clients.get_mut(&d.client) {
+            let _ = client.handle_message(&d.bytes, self.now, &mut self.rng);
+            return;
+        }
+        // No session yet: this must be the round config.
+        if let Ok((_, ServerMessage::RoundConfig(config))) = ServerMessage::decode(&d.bytes, None) {
+            let identity = self.identities[&d.client].clone();
+            let input = self.inputs[&d.client].clone();
+            if let Ok(session) = ClientSession::new(
+                config,
+                d.client,
+                identity,
+                &self.roster,
+                input,
+                self.now,
+                &mut self.rng,
+            ) {
+                self.clients.insert(d.client, session);
+            }
+        }
+    }
+
+    /// Runs the round to its end.
+    pub fn run(mut self) -> Outcome {
+        let start = self.now;
+        for _ in 0..1_000_000 {
+            self.collect();
+            if let Some(d) = self.in_flight.pop_front() {
+                self.deliver(d);
+                continue;
+            }
+            let next = self
+                .clients
+                .iter()
+                .filter(|(id, _)| !self.crashed.contains(id))
+                .filter_map(|(_, c)| c.poll_timeout())
+                .chain(self.server.poll_timeout())
+                .min();
+            let Some(next) = next else { break };
+            self.now = self.now.max(next);
+            self.server.handle_timeout(self.now, &mut self.rng);
+            for client in self.clients.values_mut() {
+                client.handle_timeout(self.now);
+            }
+        }
+        let mut outcome = Outcome {
+            result: None,
+            server_error: None,
+            server_events: Vec::new(),
+            client_errors: BTreeMap::new(),
+            completed: BTreeSet::new(),
+            elapsed: self.now - start,
+        };
+        while let Some(e) = self.server.poll_event() {
+            match &e {
+                ServerEvent::RoundComplete(r) => outcome.result = Some(r.clone()),
+                ServerEvent::Aborted(err) => outcome.server_error = Some(err.clone()),
+                _ => {}
+            }
+            outcome.server_events.push(e);
+        }
+        for (&id, client) in &mut self.clients {
+            while let Some(e) = client.poll_event() {
+                match e {
+                    crate::ClientEvent::Completed => {
+                        outcome.completed.insert(id);
+                    }
+                    crate::ClientEvent::Aborted(err) => {
+                        outcome.client_errors.insert(id, err);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        outcome
+    }
+}

@@ -1,0 +1,97 @@
+//! Whole rounds through the in-memory simulator: the released sum is exactly
+//! the sum of the included clients' inputs, with and without dropouts.
+
+use veil_secagg::sim::{SimParams, Simulation};
+use veil_secagg::{Error, Phase};
+
+fn params(n: usize, k: u32, t: u32) -> SimParams {
+    SimParams {
+        n,
+        k,
+        t,
+        d: 50,
+        bits: 20,
+        seed: 7,
+        sparse_ids: false,
+    }
+}
+
+fn assert_correct(sim: Simulation) -> veil_secagg::sim::Outcome {
+    let expected_inputs = sim.inputs.clone();
+    let config = sim.config.clone();
+    let outcome = sim.run();
+    let result = outcome
+        .result
+        .clone()
+        .unwrap_or_else(|| panic!("round failed: {:?}", outcome.server_error));
+    let ring = config.ring;
+    let mut sum = vec![0_u64; config.d()];
+    for id in &result.included {
+        for (s, v) in sum.iter_mut().zip(&expected_inputs[id]) {
+            *s = ring.add(*s, *v);
+        }
+    }
+    assert_eq!(result.sum, sum);
+    outcome
+}
+
+#[test]
+fn classic_secagg_without_dropouts() {
+    let outcome = assert_correct(Simulation::new(params(6, 5, 4)));
+    assert_eq!(outcome.result.unwrap().included.len(), 6);
+    assert_eq!(outcome.completed.len(), 6);
+    assert!(outcome.client_errors.is_empty());
+}
+
+#[test]
+fn secagg_plus_without_dropouts() {
+    let outcome = assert_correct(Simulation::new(SimParams {
+        sparse_ids: true,
+        ..params(30, 6, 5)
+    }));
+    assert_eq!(outcome.result.unwrap().included.len(), 30);
+}
+
+#[test]
+fn dropouts_at_every_phase() {
+    for phase in [
+        Phase::AdvertiseKeys,
+        Phase::ShareKeys,
+        Phase::MaskedInput,
+        Phase::ConsistencyCheck,
+        Phase::Unmask,
+    ] {
+        for (n, k, t) in [(8_usize, 7_u32, 5_u32), (20, 6, 5)] {
+            let mut sim = Simulation::new(params(n, k, t));
+            sim.crash(2, phase);
+            let outcome = assert_correct(sim);
+            let included = outcome.result.unwrap().included;
+            // A client that crashed before its masked input is not in the sum;
+            // one that crashed later is.
+            assert_eq!(
+                included.contains(&2),
+                phase > Phase::MaskedInput,
+                "{phase:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn too_few_survivors_abort_without_a_sum() {
+    let mut sim = Simulation::new(params(6, 5, 4));
+    for id in 0..3 {
+        sim.crash(id, Phase::MaskedInput);
+    }
+    let outcome = sim.run();
+    assert!(outcome.result.is_none());
+    assert!(matches!(
+        outcome.server_error,
+        Some(Error::TooFewSurvivors {
+            phase: Phase::MaskedInput,
+            survivors: 3,
+            needed: 4,
+            ..
+        })
+    ));
+}
