@@ -24,6 +24,8 @@ pub const LABEL_PAIRWISE_MASK: &str = "veil/1 pairwise-mask";
 pub const LABEL_SELF_MASK: &str = "veil/1 self-mask";
 /// Label of an envelope key (SPEC.md §3.4).
 pub const LABEL_ENVELOPE_KEY: &str = "veil/1 envelope-key";
+/// Label of a share commitment (SPEC.md §5.4).
+pub const LABEL_SHARE_COMMITMENT: &str = "veil/1 share-commitment";
 
 /// The inputs that, with a label, make an HKDF `info` string.
 ///
@@ -140,7 +142,12 @@ mod tests {
 
     #[test]
     fn labels_name_the_protocol_version() {
-        for label in [LABEL_PAIRWISE_MASK, LABEL_SELF_MASK, LABEL_ENVELOPE_KEY] {
+        for label in [
+            LABEL_PAIRWISE_MASK,
+            LABEL_SELF_MASK,
+            LABEL_ENVELOPE_KEY,
+            LABEL_SHARE_COMMITMENT,
+        ] {
             assert!(label.starts_with(&format!("veil/{PROTOCOL_VERSION} ")));
         }
     }

@@ -20,7 +20,9 @@ use rand_core::CryptoRng;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::kdf::{self, KdfInfo};
+use sha2::{Digest, Sha256};
+
+use crate::kdf::{self, KdfInfo, LABEL_SHARE_COMMITMENT};
 use crate::prg::MaskSeed;
 use crate::{Error, ParticipantId, Result, RoundId};
 
@@ -168,6 +170,37 @@ impl Share {
         let index = ShareIndex::new(u32::from_be_bytes(*x))?;
         let value = decode_scalar(y, "share value")?;
         Ok(Self { index, value })
+    }
+}
+
+/// A binding, hiding commitment to one dealt share (SPEC.md §5.4):
+/// `SHA-256(label || u64 round || u32 dealer || u8 kind || share)`.
+///
+/// The dealer publishes it when it deals; whoever later receives the share
+/// checks it, so a holder (or anyone on the way) that alters a share is
+/// caught and identified. `kind` tells the dealer's secrets apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShareCommitment(pub [u8; 32]);
+
+impl ShareCommitment {
+    /// The commitment to `share` of `dealer`'s secret `kind` in `round`.
+    #[must_use]
+    pub fn compute(round: RoundId, dealer: ParticipantId, kind: u8, share: &Share) -> Self {
+        let label = LABEL_SHARE_COMMITMENT.as_bytes();
+        let mut h = Sha256::new();
+        h.update([u8::try_from(label.len()).unwrap_or(u8::MAX)]);
+        h.update(label);
+        h.update(round.to_be_bytes());
+        h.update(dealer.to_be_bytes());
+        h.update([kind]);
+        h.update(share.to_bytes().as_ref());
+        Self(h.finalize().into())
+    }
+
+    /// Whether `share` is the one committed to. Compared in constant time.
+    #[must_use]
+    pub fn opens_to(&self, round: RoundId, dealer: ParticipantId, kind: u8, share: &Share) -> bool {
+        bool::from(Self::compute(round, dealer, kind, share).0.ct_eq(&self.0))
     }
 }
 
@@ -739,6 +772,19 @@ mod tests {
                 });
             assert_eq!(product_of_differences(&xs, i), direct, "i = {i}");
         }
+    }
+
+    #[test]
+    fn commitments_bind_every_input() {
+        let mut rng = rng();
+        let secret = SecretScalar::random(&mut rng);
+        let shares = split(&secret, 2, &idx(1..=3), &mut rng).unwrap();
+        let c = ShareCommitment::compute(5, 9, 0, &shares[0]);
+        assert!(c.opens_to(5, 9, 0, &shares[0]));
+        assert!(!c.opens_to(6, 9, 0, &shares[0]));
+        assert!(!c.opens_to(5, 8, 0, &shares[0]));
+        assert!(!c.opens_to(5, 9, 1, &shares[0]));
+        assert!(!c.opens_to(5, 9, 0, &shares[1]));
     }
 
     #[test]

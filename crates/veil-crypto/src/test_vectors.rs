@@ -348,6 +348,9 @@ pub struct ShamirCase {
     pub shares: Vec<String>,
     /// The self-mask seed of participant 0 in round 1 if this secret were `b_0`.
     pub self_mask_seed: String,
+    /// The commitment to each share as dealt by participant 0 in round 1,
+    /// kind 0 (SPEC.md §5.4).
+    pub commitments: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -378,6 +381,10 @@ fn shamir_file() -> ShamirFile {
             coefficients: coefficients.iter().map(scalar_hex).collect(),
             shares: shares.iter().map(|s| hex::encode(*s.to_bytes())).collect(),
             self_mask_seed: hex::encode(secret.self_mask_seed(1, 0).expose_for_test()),
+            commitments: shares
+                .iter()
+                .map(|s| hex::encode(shamir::ShareCommitment::compute(1, 0, 0, s).0))
+                .collect(),
         });
     }
 

@@ -10,7 +10,7 @@ use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit};
 use hkdf::Hkdf;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use veil_crypto::agreement::{AgreementPublicKey, AgreementSecret};
 use veil_crypto::envelope::EnvelopeContext;
@@ -162,6 +162,20 @@ fn shamir_vectors() {
             hex::encode(secret.self_mask_seed(1, 0).expose_for_test()),
             case.self_mask_seed
         );
+        assert_eq!(case.commitments.len(), decoded.len());
+        for (share, commitment) in decoded.iter().zip(&case.commitments) {
+            let c = shamir::ShareCommitment::compute(1, 0, 0, share);
+            assert_eq!(&hex::encode(c.0), commitment);
+            // Independently: SHA-256 over the bytes SPEC.md §5.4 lists.
+            let label = b"veil/1 share-commitment";
+            let mut input = vec![label.len() as u8];
+            input.extend_from_slice(label);
+            input.extend_from_slice(&1_u64.to_be_bytes());
+            input.extend_from_slice(&0_u32.to_be_bytes());
+            input.push(0);
+            input.extend_from_slice(share.to_bytes().as_ref());
+            assert_eq!(hex::encode(Sha256::digest(&input)), *commitment);
+        }
     }
     assert_eq!(file.invalid.len(), 8);
     for case in &file.invalid {

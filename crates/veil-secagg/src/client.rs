@@ -7,7 +7,7 @@ use rand_core::CryptoRng;
 use veil_crypto::agreement::{AgreementPublicKey, AgreementSecret};
 use veil_crypto::envelope::EnvelopeContext;
 use veil_crypto::prg::{self, MaskSeed, MaskSign};
-use veil_crypto::shamir::{self, SecretScalar, Share, ShareIndex};
+use veil_crypto::shamir::{self, SecretScalar, Share, ShareCommitment, ShareIndex};
 use veil_crypto::sign::{IdentitySigningKey, IdentityVerifyingKey, SignatureDomain};
 use veil_crypto::{ParticipantId, RoundId};
 use zeroize::Zeroizing;
@@ -477,6 +477,20 @@ impl ClientSession {
         let t = self.config.t();
         let b_shares = shamir::split(&secrets.self_mask, t, &indices, rng)?;
         let c_shares = shamir::split(&secrets.mask_key, t, &indices, rng)?;
+        let commit = |holder: ParticipantId, b: &Share, c: &Share| {
+            (
+                holder,
+                ShareCommitment::compute(round, self.me, ShareKind::SelfMask as u8, b),
+                ShareCommitment::compute(round, self.me, ShareKind::MaskKey as u8, c),
+            )
+        };
+        let mut commitments: Vec<(ParticipantId, ShareCommitment, ShareCommitment)> =
+            core::iter::once(self.me)
+                .chain(peers.keys().copied())
+                .zip(b_shares.iter().zip(&c_shares))
+                .map(|(holder, (b, c))| commit(holder, b, c))
+                .collect();
+        commitments.sort_unstable_by_key(|(h, _, _)| *h);
         let mut pairs = b_shares.into_iter().zip(c_shares);
         let own = pairs
             .next()
@@ -511,7 +525,10 @@ impl ClientSession {
                 seeds,
                 own,
             },
-            ClientMessage::ShareKeys(ShareKeys { entries }),
+            ClientMessage::ShareKeys(ShareKeys {
+                commitments,
+                entries,
+            }),
         ))
     }
 

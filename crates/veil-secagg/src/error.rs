@@ -89,6 +89,12 @@ pub enum Violation {
     WrongShareKind(ParticipantId),
     /// An unmask share whose x-coordinate is not its sender's.
     WrongShareIndex(ParticipantId),
+    /// A dealer's share commitments do not cover exactly itself and the
+    /// receivers of its envelopes.
+    BadCommitments(ParticipantId),
+    /// A revealed share does not match its dealer's commitment: the holder
+    /// (or someone on the way) altered it.
+    ShareCommitmentMismatch(ParticipantId),
     /// A client's list of excluded peers names a peer it did not receive a
     /// share from.
     BadExclusion(ParticipantId),

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand_core::CryptoRng;
 use veil_crypto::agreement::{AgreementPublicKey, AgreementSecret};
 use veil_crypto::prg::{self, MaskSeed, MaskSign};
-use veil_crypto::shamir::{Reconstructor, SecretScalar, Share, ShareIndex};
+use veil_crypto::shamir::{Reconstructor, SecretScalar, Share, ShareCommitment, ShareIndex};
 use veil_crypto::sign::{IdentityVerifyingKey, Signature, SignatureDomain};
 use veil_crypto::{ParticipantId, RoundId};
 
@@ -15,7 +15,7 @@ use crate::error::{Error, Result, Violation};
 use crate::graph::NeighbourGraph;
 use crate::messages::{
     Abort, AdvertiseKeys, ClientMessage, ConsistencySignatures, MaskedInput, MessageType,
-    NeighbourKeys, ServerMessage, ShareKind, SharesForYou, SurvivorSet, UnmaskShares,
+    NeighbourKeys, ServerMessage, ShareKeys, ShareKind, SharesForYou, SurvivorSet, UnmaskShares,
     survivor_set_message,
 };
 use crate::packing;
@@ -68,8 +68,11 @@ struct CollectKeys {
 /// Phase 2: collecting share envelopes.
 struct CollectShares {
     u1: BTreeMap<ParticipantId, AdvertiseKeys>,
-    received: BTreeMap<ParticipantId, Vec<(ParticipantId, Vec<u8>)>>,
+    received: BTreeMap<ParticipantId, ShareKeys>,
 }
+
+/// A dealer's commitments, by holder: (to the share of b, to the share of c).
+type Commitments = BTreeMap<ParticipantId, (ShareCommitment, ShareCommitment)>;
 
 /// What phase 3 onwards keep of the earlier phases.
 struct Transcript {
@@ -77,6 +80,8 @@ struct Transcript {
     /// For each client of `U2` (the clients whose envelopes were forwarded),
     /// the senders whose envelopes it received.
     views: BTreeMap<ParticipantId, Vec<ParticipantId>>,
+    /// Each dealer's commitments to the shares it dealt.
+    commitments: BTreeMap<ParticipantId, Commitments>,
 }
 
 /// Phase 3: collecting masked inputs.
@@ -297,17 +302,22 @@ impl ServerSession {
             return Err(e.clone());
         }
         if !self.waiting.contains(&from) {
-            // Unknown, dropped, finished, or already answered: ignored
-            // without effect on the round.
-            return Err(Error::Forbidden {
-                round,
-                participant: Some(from),
-                violation: if self.config.contains(from) {
-                    Violation::NotExpected(from)
-                } else {
-                    Violation::UnknownParticipant(from)
-                },
-            });
+            if !self.config.contains(from) {
+                return Err(self.forbidden(from, Violation::UnknownParticipant(from)));
+            }
+            let error = self.forbidden(from, Violation::NotExpected(from));
+            // A participant still in the round that sends again (a duplicate,
+            // or a message for a later phase) loses its place; one already
+            // dropped, or a round that ended, is not affected.
+            if !self.is_terminal() && !self.dropped.contains(&from) {
+                self.forget(from);
+                let phase = self.phase();
+                self.drop_peer(from, phase, Some(error.clone()));
+                if self.waiting.is_empty() {
+                    self.close_phase(now, rng);
+                }
+            }
+            return Err(error);
         }
         let phase = self.phase();
         let checked = ClientMessage::decode(bytes, &self.config).and_then(|(r, m)| {
@@ -347,8 +357,47 @@ impl ServerSession {
         }
     }
 
+    /// Removes what `from` contributed to the phase being collected.
+    fn forget(&mut self, from: ParticipantId) {
+        self.waiting.remove(&from);
+        match &mut self.state {
+            State::CollectKeys(s) => {
+                s.received.remove(&from);
+            }
+            State::CollectShares(s) => {
+                s.received.remove(&from);
+            }
+            State::CollectMasked(s) => {
+                s.received.remove(&from);
+            }
+            State::CollectSignatures(s) => {
+                s.received.remove(&from);
+            }
+            State::CollectUnmask(s) => {
+                s.received.remove(&from);
+            }
+            State::Done | State::Failed(_) => {}
+        }
+    }
+
+    /// Removes `participant` from the round and tells it so (if it is still
+    /// connected, it stops waiting).
     fn drop_peer(&mut self, participant: ParticipantId, phase: Phase, reason: Option<Error>) {
         if self.dropped.insert(participant) {
+            let code = reason.as_ref().map_or(
+                Error::TooFewSurvivors {
+                    round: self.config.round,
+                    phase,
+                    survivors: 0,
+                    needed: 0,
+                }
+                .abort_code(),
+                Error::abort_code,
+            );
+            self.transmit.push_back((
+                participant,
+                ServerMessage::Abort(Abort { code }).encode(self.config.round),
+            ));
             self.events.push_back(ServerEvent::PeerDropped {
                 participant,
                 phase,
@@ -391,7 +440,17 @@ impl ServerSession {
                         });
                     }
                 }
-                s.received.insert(from, shares.entries);
+                // One commitment pair per holder: the dealer and each receiver.
+                let mut holders: Vec<ParticipantId> =
+                    shares.entries.iter().map(|(to, _)| *to).collect();
+                holders.push(from);
+                holders.sort_unstable();
+                let committed: Vec<ParticipantId> =
+                    shares.commitments.iter().map(|(h, _, _)| *h).collect();
+                if holders != committed {
+                    return Err(self.forbidden(from, Violation::BadCommitments(from)));
+                }
+                s.received.insert(from, shares);
                 Ok(())
             }
             (State::CollectMasked(s), ClientMessage::MaskedInput(input)) => {
@@ -455,6 +514,27 @@ impl ServerSession {
                     };
                     if !kind_ok || !holds(e.about) {
                         return Err(self.forbidden(from, Violation::WrongShareKind(e.about)));
+                    }
+                    let committed = s
+                        .survivors
+                        .transcript
+                        .commitments
+                        .get(&e.about)
+                        .and_then(|by_holder| by_holder.get(&from))
+                        .map(|(b, c)| match e.kind {
+                            ShareKind::SelfMask => b,
+                            ShareKind::MaskKey => c,
+                        });
+                    match committed {
+                        Some(c) if c.opens_to(round, e.about, e.kind as u8, &e.share) => {}
+                        Some(_) => {
+                            return Err(
+                                self.forbidden(from, Violation::ShareCommitmentMismatch(e.about))
+                            );
+                        }
+                        None => {
+                            return Err(self.forbidden(from, Violation::WrongShareKind(e.about)));
+                        }
                     }
                 }
                 s.received.insert(from, shares);
@@ -558,8 +638,8 @@ impl ServerSession {
     fn close_shares(&mut self, s: CollectShares) -> Result<State> {
         let _proof = self.threshold_met(Phase::ShareKeys, s.received.len())?;
         let mut inbox: BTreeMap<ParticipantId, Vec<(ParticipantId, Vec<u8>)>> = BTreeMap::new();
-        for (&from, entries) in &s.received {
-            for (to, sealed) in entries {
+        for (&from, shares) in &s.received {
+            for (to, sealed) in &shares.entries {
                 // Only clients that sent their own envelopes go on.
                 if s.received.contains_key(to) {
                     inbox.entry(*to).or_default().push((from, sealed.clone()));
@@ -572,8 +652,24 @@ impl ServerSession {
             views.insert(u, entries.iter().map(|(v, _)| *v).collect());
             self.send(u, &ServerMessage::SharesForYou(SharesForYou { entries }));
         }
+        let commitments = s
+            .received
+            .into_iter()
+            .map(|(dealer, shares)| {
+                let by_holder = shares
+                    .commitments
+                    .into_iter()
+                    .map(|(holder, b, c)| (holder, (b, c)))
+                    .collect();
+                (dealer, by_holder)
+            })
+            .collect();
         Ok(State::CollectMasked(CollectMasked {
-            transcript: Transcript { u1: s.u1, views },
+            transcript: Transcript {
+                u1: s.u1,
+                views,
+                commitments,
+            },
             received: BTreeMap::new(),
         }))
     }

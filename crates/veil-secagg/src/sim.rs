@@ -91,6 +91,8 @@ pub struct Simulation {
     now: Instant,
     rng: ChaCha20Rng,
     in_flight: VecDeque<Delivery>,
+    client_rejections: Vec<(ParticipantId, Error)>,
+    server_rejections: Vec<(ParticipantId, Error)>,
 }
 
 /// How a simulated round ended.
@@ -108,6 +110,11 @@ pub struct Outcome {
     pub completed: BTreeSet<ParticipantId>,
     /// Virtual time the round took.
     pub elapsed: Duration,
+    /// Every error a client's `handle_message` returned, in order, including
+    /// refusals after it completed.
+    pub client_rejections: Vec<(ParticipantId, Error)>,
+    /// Every error the server's `handle_message` returned, by sender.
+    pub server_rejections: Vec<(ParticipantId, Error)>,
 }
 
 impl Outcome {
@@ -186,6 +193,8 @@ impl Simulation {
             now,
             rng,
             in_flight: VecDeque::new(),
+            client_rejections: Vec::new(),
+            server_rejections: Vec::new(),
         }
     }
 
@@ -255,16 +264,21 @@ impl Simulation {
 
     fn deliver(&mut self, d: Delivery) {
         if d.to_server {
-            let _ = self
+            if let Err(e) = self
                 .server
-                .handle_message(d.client, &d.bytes, self.now, &mut self.rng);
+                .handle_message(d.client, &d.bytes, self.now, &mut self.rng)
+            {
+                self.server_rejections.push((d.client, e));
+            }
             return;
         }
         if self.crashed.contains(&d.client) {
             return;
         }
         if let Some(client) = self.clients.get_mut(&d.client) {
-            let _ = client.handle_message(&d.bytes, self.now, &mut self.rng);
+            if let Err(e) = client.handle_message(&d.bytes, self.now, &mut self.rng) {
+                self.client_rejections.push((d.client, e));
+            }
             return;
         }
         // No session yet: this must be the round config.
@@ -315,6 +329,8 @@ impl Simulation {
             client_errors: BTreeMap::new(),
             completed: BTreeSet::new(),
             elapsed: self.now - start,
+            client_rejections: core::mem::take(&mut self.client_rejections),
+            server_rejections: core::mem::take(&mut self.server_rejections),
         };
         while let Some(e) = self.server.poll_event() {
             match &e {

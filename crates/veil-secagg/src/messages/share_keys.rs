@@ -2,7 +2,7 @@
 //! sealed in each share envelope.
 
 use veil_crypto::ParticipantId;
-use veil_crypto::shamir::{SHARE_LEN, Share};
+use veil_crypto::shamir::{SHARE_LEN, Share, ShareCommitment};
 use zeroize::Zeroizing;
 
 use crate::codec::{Reader, put_count, strictly_increasing};
@@ -16,9 +16,13 @@ pub const SHARES_PLAINTEXT_LEN: usize = 4 + 4 + 2 * SHARE_LEN;
 /// A sealed share envelope: the plaintext and a 16-byte tag.
 pub const SEALED_SHARES_LEN: usize = SHARES_PLAINTEXT_LEN + veil_crypto::envelope::TAG_LEN;
 
-/// One client's envelopes, one per neighbour that advertised keys.
+/// One client's commitments to every share it dealt, and its envelopes, one
+/// per neighbour that advertised keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareKeys {
+    /// `(holder, commitment to its share of b, commitment to its share of c)`
+    /// for every holder, the dealer included; strictly increasing holders.
+    pub commitments: Vec<(ParticipantId, ShareCommitment, ShareCommitment)>,
     /// `(receiver, sealed envelope)`, strictly increasing receivers.
     pub entries: Vec<(ParticipantId, Vec<u8>)>,
 }
@@ -56,11 +60,29 @@ fn decode_entries(
 
 impl ShareKeys {
     pub(crate) fn encode_body(&self, out: &mut Vec<u8>) {
+        put_count(out, self.commitments.len());
+        for (holder, b, c) in &self.commitments {
+            out.extend_from_slice(&holder.to_be_bytes());
+            out.extend_from_slice(&b.0);
+            out.extend_from_slice(&c.0);
+        }
         encode_entries(&self.entries, out);
     }
 
     pub(crate) fn decode_body(r: &mut Reader<'_>, config: &RoundConfig) -> Result<Self> {
+        let count = r.count("commitments", config.k().saturating_add(1), 4 + 64)?;
+        let mut commitments = Vec::with_capacity(count);
+        for _ in 0..count {
+            let holder = r.u32("commitments.holder")?;
+            let b = ShareCommitment(r.array::<32>("commitments.self_mask")?);
+            let c = ShareCommitment(r.array::<32>("commitments.mask_key")?);
+            commitments.push((holder, b, c));
+        }
+        if !strictly_increasing(&commitments, |(h, _, _)| *h) {
+            return Err(r.err("commitments.holder", DecodeErrorKind::NotCanonical));
+        }
         Ok(Self {
+            commitments,
             entries: decode_entries(r, config)?,
         })
     }
