@@ -103,6 +103,34 @@ pub fn unpack_each(
     Ok(())
 }
 
+/// Checks that `bytes` is a canonical packing of `d` elements: exactly
+/// `ceil(d * b / 8)` bytes, with zero bits after the last element. This is
+/// what the decoder of a masked input checks, so that a packing accepted
+/// from a peer always unpacks later.
+///
+/// # Errors
+/// As [`unpack_each`].
+pub fn check_canonical(bytes: &[u8], d: usize, ring: RingBits) -> Result<()> {
+    let total_bits = (d as u64).saturating_mul(u64::from(ring.bits()));
+    let expected = total_bits.div_ceil(8);
+    if bytes.len() as u64 != expected {
+        return Err(decode_err(
+            "packed",
+            DecodeErrorKind::WrongLength {
+                expected,
+                got: bytes.len() as u64,
+            },
+        ));
+    }
+    let used = u32::try_from(total_bits % 8).unwrap_or(0);
+    if let (Some(last), true) = (bytes.last(), used != 0) {
+        if last >> used != 0 {
+            return Err(decode_err("packed", DecodeErrorKind::NonZeroPadding));
+        }
+    }
+    Ok(())
+}
+
 /// Unpacks `d` elements.
 ///
 /// # Errors
@@ -181,6 +209,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn canonical_check_agrees_with_unpack() {
+        for bits in [1_u32, 3, 12, 20, 32, 63, 64] {
+            let ring = RingBits::new(bits).unwrap();
+            for d in [1_usize, 2, 5, 9] {
+                let packed = pack(&vec![ring.mask(); d], ring);
+                check_canonical(&packed, d, ring).unwrap();
+                for bit in 0..8 {
+                    let mut dirty = packed.clone();
+                    *dirty.last_mut().unwrap() |= 1 << bit;
+                    assert_eq!(
+                        check_canonical(&dirty, d, ring).is_ok(),
+                        unpack(&dirty, d, ring).is_ok(),
+                        "b = {bits}, d = {d}, bit {bit}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

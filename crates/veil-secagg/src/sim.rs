@@ -59,6 +59,34 @@ pub struct Delivery {
     pub bytes: Vec<u8>,
 }
 
+const OP_MESSAGE: u8 = 0;
+const OP_TIMEOUT: u8 = 1;
+
+fn push_op(script: &mut Vec<u8>, op: u8, index: u8, bytes: &[u8]) {
+    script.push(op);
+    script.push(index);
+    script.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+    script.extend_from_slice(bytes);
+}
+
+/// `(op, index, message, rest)`; `None` at the end or on a malformed op.
+fn next_op(script: &[u8]) -> Option<(u8, u8, &[u8], &[u8])> {
+    let (&op, rest) = script.split_first()?;
+    match op % 3 {
+        OP_MESSAGE => {
+            let (&index, rest) = rest.split_first()?;
+            let (len, rest) = rest.split_first_chunk::<2>()?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            (rest.len() >= len).then(|| (OP_MESSAGE, index, &rest[..len], &rest[len..]))
+        }
+        OP_TIMEOUT => Some((OP_TIMEOUT, 0, &[][..], rest)),
+        _ => {
+            let (&index, rest) = rest.split_first()?;
+            Some((2, index, &[][..], rest))
+        }
+    }
+}
+
 /// The protocol phase whose message `bytes` is, from its type tag.
 #[must_use]
 pub fn phase_of(bytes: &[u8]) -> Option<Phase> {
@@ -212,6 +240,109 @@ impl Simulation {
         hook: impl FnMut(Delivery, &mut ChaCha20Rng) -> Vec<Delivery> + 'static,
     ) {
         self.hook = Some(Box::new(hook));
+    }
+
+    /// Runs an honest round and returns it as a script for
+    /// [`Simulation::replay_to_server`] (every message the server received,
+    /// in order) and for [`Simulation::replay_to_client`] (every message
+    /// `client` received). Used to seed the fuzz corpus.
+    #[must_use]
+    pub fn record_scripts(mut self, client: ParticipantId) -> (Vec<u8>, Vec<u8>) {
+        let ids = self.config.participants.clone();
+        let log = std::rc::Rc::new(std::cell::RefCell::new((Vec::new(), Vec::new())));
+        let sink = log.clone();
+        self.set_hook(move |d, _| {
+            let mut log = sink.borrow_mut();
+            if d.to_server {
+                let index = ids.iter().position(|id| *id == d.client).unwrap() as u8;
+                push_op(&mut log.0, OP_MESSAGE, index, &d.bytes);
+            } else if d.client == client {
+                push_op(&mut log.1, OP_MESSAGE, 0, &d.bytes);
+            }
+            vec![d]
+        });
+        let outcome = self.run();
+        assert!(outcome.result.is_some(), "the recorded round completes");
+        let log = log.borrow();
+        (log.0.clone(), log.1.clone())
+    }
+
+    /// Feeds a script of operations to a fresh server of this round, in
+    /// place of the clients: `0, sender index, u16 length, message` delivers
+    /// a message; `1` lets the phase deadline pass; `2, sender index`
+    /// disconnects a participant. Malformed operations end the script.
+    #[must_use]
+    pub fn replay_to_server(mut self, script: &[u8]) -> Outcome {
+        let ids = self.config.participants.clone();
+        let mut rest = script;
+        while let Some((op, index, bytes, tail)) = next_op(rest) {
+            rest = tail;
+            let id = ids[usize::from(index) % ids.len()];
+            match op {
+                OP_MESSAGE => self.deliver(Delivery {
+                    to_server: true,
+                    client: id,
+                    bytes: bytes.to_vec(),
+                }),
+                OP_TIMEOUT => {
+                    self.now += self.config.phase_timeout();
+                    self.server.handle_timeout(self.now, &mut self.rng);
+                }
+                _ => self.server.handle_disconnect(id, self.now, &mut self.rng),
+            }
+        }
+        self.clients.clear();
+        self.run()
+    }
+
+    /// Feeds a script (as for [`Simulation::replay_to_server`]; the sender
+    /// index is ignored) of server messages to a fresh session of the
+    /// round's first participant. Returns every error it returned.
+    #[must_use]
+    pub fn replay_to_client(mut self, script: &[u8]) -> Vec<Error> {
+        let me = self.config.participants[0];
+        let mut session = ClientSession::new(
+            self.config.clone(),
+            me,
+            self.identities[&me].clone(),
+            &self.roster,
+            self.inputs[&me].clone(),
+            self.now,
+            &mut self.rng,
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        let mut rest = script;
+        while let Some((op, _, bytes, tail)) = next_op(rest) {
+            rest = tail;
+            let before = session.phase();
+            match op {
+                OP_MESSAGE => {
+                    if let Err(e) = session.handle_message(bytes, self.now, &mut self.rng) {
+                        // Failure is sticky: the same error from every later call.
+                        if session.phase() == Phase::Failed {
+                            assert_eq!(
+                                session.handle_message(bytes, self.now, &mut self.rng).err(),
+                                Some(e.clone())
+                            );
+                        } else {
+                            assert_eq!(
+                                before,
+                                Phase::Done,
+                                "only a completed session refuses without failing"
+                            );
+                        }
+                        errors.push(e);
+                    }
+                }
+                _ => {
+                    self.now += self.config.phase_timeout() * 5;
+                    session.handle_timeout(self.now);
+                }
+            }
+            while session.poll_transmit().is_some() {}
+        }
+        errors
     }
 
     /// The exact sum modulo `2^b` of the inputs of `included`.

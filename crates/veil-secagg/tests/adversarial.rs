@@ -583,3 +583,25 @@ fn operator_abort_and_timeouts_are_terminal() {
         })
     ));
 }
+
+#[test]
+fn non_zero_padding_costs_only_the_sender() {
+    // d = 12 elements of 13 bits = 156 bits: the last byte has 4 padding bits.
+    let mut sim = Simulation::new(SimParams {
+        bits: 13,
+        ..params(6, 5, 4)
+    });
+    tamper(&mut sim, 2, 6, |b| {
+        *b.last_mut().unwrap() |= 0x80;
+        vec![b.clone()]
+    });
+    costs_only_the_sender(sim, 2, |e| {
+        matches!(
+            e,
+            Error::Decode {
+                kind: veil_secagg::DecodeErrorKind::NonZeroPadding,
+                ..
+            }
+        )
+    });
+}

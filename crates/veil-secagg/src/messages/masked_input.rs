@@ -36,7 +36,11 @@ impl MaskedInput {
                 },
             ));
         }
-        let packed = r.bytes(len, "packed")?.to_vec();
-        Ok(Self { excluded, packed })
+        let packed = r.bytes(len, "packed")?;
+        crate::packing::check_canonical(packed, config.d(), config.ring)?;
+        Ok(Self {
+            excluded,
+            packed: packed.to_vec(),
+        })
     }
 }

@@ -1,0 +1,39 @@
+//! Writes the seed corpus of veil-secagg's fuzz targets under `fuzz/seeds/`:
+//! the transcripts of one honest round (what the server received, what
+//! client 0 received) and every message in them.
+//!
+//! ```text
+//! cargo run -p veil-secagg --features test-util --example fuzz_seeds
+//! ```
+
+use std::path::Path;
+
+use veil_secagg::fuzzing::session_params;
+use veil_secagg::sim::Simulation;
+
+fn main() -> std::io::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    let (to_server, to_client) = Simulation::new(session_params()).record_scripts(0);
+    for (target, script) in [
+        ("server_session", &to_server),
+        ("client_session", &to_client),
+    ] {
+        std::fs::create_dir_all(root.join(target))?;
+        std::fs::write(root.join(target).join("honest-round"), script)?;
+    }
+    // Each message of both transcripts, for the decoder target.
+    let dir = root.join("decode_messages");
+    std::fs::create_dir_all(&dir)?;
+    let mut count = 0;
+    for script in [&to_server, &to_client] {
+        let mut rest = script.as_slice();
+        while let [0, _, hi, lo, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            std::fs::write(dir.join(format!("message-{count:03}")), &tail[..len])?;
+            count += 1;
+            rest = &tail[len..];
+        }
+    }
+    println!("wrote 2 transcripts and {count} messages under fuzz/seeds/");
+    Ok(())
+}
