@@ -123,10 +123,10 @@ pub fn check_canonical(bytes: &[u8], d: usize, ring: RingBits) -> Result<()> {
         ));
     }
     let used = u32::try_from(total_bits % 8).unwrap_or(0);
-    if let (Some(last), true) = (bytes.last(), used != 0) {
-        if last >> used != 0 {
-            return Err(decode_err("packed", DecodeErrorKind::NonZeroPadding));
-        }
+    if let (Some(last), true) = (bytes.last(), used != 0)
+        && last >> used != 0
+    {
+        return Err(decode_err("packed", DecodeErrorKind::NonZeroPadding));
     }
     Ok(())
 }

@@ -246,6 +246,9 @@ impl Simulation {
     /// [`Simulation::replay_to_server`] (every message the server received,
     /// in order) and for [`Simulation::replay_to_client`] (every message
     /// `client` received). Used to seed the fuzz corpus.
+    ///
+    /// # Panics
+    /// If the honest round does not complete.
     #[must_use]
     pub fn record_scripts(mut self, client: ParticipantId) -> (Vec<u8>, Vec<u8>) {
         let ids = self.config.participants.clone();
@@ -298,6 +301,10 @@ impl Simulation {
     /// Feeds a script (as for [`Simulation::replay_to_server`]; the sender
     /// index is ignored) of server messages to a fresh session of the
     /// round's first participant. Returns every error it returned.
+    ///
+    /// # Panics
+    /// If a failed session does not return the same error again, or a
+    /// session that is not done refuses a message without failing.
     #[must_use]
     pub fn replay_to_client(mut self, script: &[u8]) -> Vec<Error> {
         let me = self.config.participants[0];
