@@ -1,2 +1,176 @@
-//! placeholder
-fn main() {}
+//! Whole in-memory rounds next to their lower bound, measured in one run.
+//!
+//! `cargo bench -p veil-secagg --bench round` (add `-- --quick` for the
+//! first row only)
+//!
+//! For each (n, d) and dropout rate, one round runs through the in-memory
+//! simulator on one core (all clients and the server in this process). The
+//! dropped clients crash after sending their shares, so the server must
+//! reconstruct their mask-agreement secrets and remove their pairwise masks.
+//!
+//! The floor is the unavoidable PRG work, timed right after the round with
+//! the same fused routine: per client, k + 1 mask expansions of d elements;
+//! for the server, summing the survivors' vectors plus one expansion per
+//! survivor's self mask and per (survivor, dropped neighbour) pair.
+//! Ratio = measured / floor. Bytes are everything a client sent, as a
+//! multiple of a plain f32 vector (4d bytes).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use veil_crypto::prg::{self, MaskSeed, MaskSign, RingBits};
+use veil_secagg::Phase;
+use veil_secagg::sim::{SimParams, Simulation};
+
+struct Row {
+    n: usize,
+    d: u32,
+    k: u32,
+    t: u32,
+}
+
+/// Time of `f`, the best of `reps` runs (the floor is a lower bound).
+fn best_of(reps: usize, mut f: impl FnMut()) -> Duration {
+    (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+/// `streams` fused mask expansions into one vector of `d` elements.
+fn expansions(streams: usize, d: usize, ring: RingBits) -> Duration {
+    let seeds: Vec<MaskSeed> = (0..streams)
+        .map(|i| MaskSeed::from_bytes([(i % 251) as u8; 32]))
+        .collect();
+    let plan: Vec<(&MaskSeed, MaskSign)> = seeds.iter().map(|s| (s, MaskSign::Add)).collect();
+    let mut x = vec![0_u64; d];
+    best_of(3, || {
+        prg::apply_masks(&plan, ring, black_box(&mut x)).unwrap()
+    })
+}
+
+/// Summing `vectors` vectors of `d` elements modulo 2^b.
+fn summing(vectors: usize, d: usize, ring: RingBits) -> Duration {
+    let inputs: Vec<Vec<u64>> = (0..vectors.min(64)).map(|i| vec![i as u64; d]).collect();
+    let mut acc = vec![0_u64; d];
+    best_of(3, || {
+        for i in 0..vectors {
+            for (a, v) in acc.iter_mut().zip(&inputs[i % inputs.len()]) {
+                *a = ring.add(*a, *v);
+            }
+        }
+        black_box(&acc);
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rows = [
+        Row {
+            n: 10,
+            d: 1_000_000,
+            k: 9,
+            t: 6,
+        },
+        Row {
+            n: 100,
+            d: 100_000,
+            k: 10,
+            t: 6,
+        },
+        Row {
+            n: 100,
+            d: 1_000_000,
+            k: 10,
+            t: 6,
+        },
+        Row {
+            n: 1000,
+            d: 10_000,
+            k: 10,
+            t: 6,
+        },
+        Row {
+            n: 1000,
+            d: 100_000,
+            k: 10,
+            t: 6,
+        },
+    ];
+    let bits = 32;
+    let ring = RingBits::new(bits).unwrap();
+    println!(
+        "| n | d | k | t | dropout | round s | per client ms | client floor ms | client ratio | server ms | server floor ms | server ratio | bytes/client ÷ 4d |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows.iter().take(if quick { 1 } else { rows.len() }) {
+        for dropout in [0.0, 0.1] {
+            let mut sim = Simulation::new(SimParams {
+                n: row.n,
+                k: row.k,
+                t: row.t,
+                d: row.d,
+                bits,
+                seed: 1,
+                sparse_ids: false,
+            });
+            let dropped = (row.n as f64 * dropout).round() as usize;
+            // Spread the dropped clients over the ring of ids.
+            let ids = sim.config.participants.clone();
+            let victims: Vec<u32> = (0..dropped)
+                .map(|i| ids[i * row.n / dropped.max(1)])
+                .collect();
+            for &v in &victims {
+                sim.crash(v, Phase::MaskedInput);
+            }
+            let graph = sim.config.graph();
+            let started = Instant::now();
+            let outcome = sim.run();
+            let wall = started.elapsed();
+            let result = outcome.result.expect("the benchmark round completes");
+            assert_eq!(result.included.len(), row.n - dropped);
+
+            let survivors = row.n - dropped;
+            let d = row.d as usize;
+            let pairs: usize = victims
+                .iter()
+                .map(|v| {
+                    graph
+                        .neighbours(*v)
+                        .iter()
+                        .filter(|u| !victims.contains(u))
+                        .count()
+                })
+                .sum();
+            let client_floor = expansions(row.k as usize + 1, d, ring);
+            let server_floor = summing(survivors, d, ring) + expansions(survivors + pairs, d, ring);
+            let per_client = outcome.costs.client_time / row.n as u32;
+            let sent: usize = outcome.costs.sent_by.values().sum();
+            let bytes_ratio = sent as f64 / row.n as f64 / (4.0 * d as f64);
+            println!(
+                "| {} | {} | {} | {} | {:.0} % | {:.2} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} |",
+                row.n,
+                row.d,
+                row.k,
+                row.t,
+                dropout * 100.0,
+                wall.as_secs_f64(),
+                ms(per_client),
+                ms(client_floor),
+                per_client.as_secs_f64() / client_floor.as_secs_f64(),
+                ms(outcome.costs.server_time),
+                ms(server_floor),
+                outcome.costs.server_time.as_secs_f64() / server_floor.as_secs_f64(),
+                bytes_ratio,
+            );
+        }
+    }
+}

@@ -574,7 +574,9 @@ impl ClientSession {
             };
             plan.push((seed, sign));
         }
-        let mut y = s.input.clone();
+        // The input is masked in place: after this it holds y_u, and it is
+        // zeroized when dropped like the input was.
+        let mut y = s.input;
         prg::apply_masks(&plan, self.config.ring, &mut y)?;
         let packed = packing::pack(&y, self.config.ring);
         held.insert(self.me, s.own.clone());

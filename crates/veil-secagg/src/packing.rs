@@ -17,6 +17,14 @@ use crate::error::{DecodeErrorKind, Error, Result};
     reason = "`acc as u64` takes the low 64 bits of the accumulator, which is the intent"
 )]
 pub fn pack(values: &[u64], ring: RingBits) -> Vec<u8> {
+    if let Some(width) = byte_width(ring) {
+        // Byte-aligned widths: each element is its low `width` bytes, LE.
+        let mut out = Vec::with_capacity(values.len().saturating_mul(width));
+        for v in values {
+            out.extend_from_slice(v.to_le_bytes().get(..width).unwrap_or_default());
+        }
+        return out;
+    }
     let b = ring.bits();
     let mask = ring.mask();
     let total_bits = (values.len() as u64).saturating_mul(u64::from(b));
@@ -37,6 +45,18 @@ pub fn pack(values: &[u64], ring: RingBits) -> Vec<u8> {
     let tail = usize::try_from(nbits.div_ceil(8)).unwrap_or(0);
     out.extend_from_slice((acc as u64).to_le_bytes().get(..tail).unwrap_or_default());
     out
+}
+
+/// The width in bytes of a byte-aligned ring (b = 8, 16, 32 or 64), for
+/// which packing is a plain little-endian layout.
+fn byte_width(ring: RingBits) -> Option<usize> {
+    match ring.bits() {
+        8 => Some(1),
+        16 => Some(2),
+        32 => Some(4),
+        64 => Some(8),
+        _ => None,
+    }
 }
 
 fn decode_err(field: &'static str, kind: DecodeErrorKind) -> Error {
@@ -151,6 +171,33 @@ pub fn unpack(bytes: &[u8], d: usize, ring: RingBits) -> Result<Vec<u64>> {
 /// As [`unpack_each`].
 pub fn unpack_add(bytes: &[u8], ring: RingBits, acc: &mut [u64]) -> Result<()> {
     let d = acc.len();
+    if let Some(width) = byte_width(ring) {
+        check_canonical(bytes, d, ring)?;
+        match width {
+            4 => {
+                let (words, _) = bytes.as_chunks::<4>();
+                for (a, w) in acc.iter_mut().zip(words) {
+                    *a = ring.add(*a, u64::from(u32::from_le_bytes(*w)));
+                }
+            }
+            8 => {
+                let (words, _) = bytes.as_chunks::<8>();
+                for (a, w) in acc.iter_mut().zip(words) {
+                    *a = ring.add(*a, u64::from_le_bytes(*w));
+                }
+            }
+            _ => {
+                for (a, w) in acc.iter_mut().zip(bytes.chunks_exact(width)) {
+                    let mut b = [0_u8; 8];
+                    for (dst, src) in b.iter_mut().zip(w) {
+                        *dst = *src;
+                    }
+                    *a = ring.add(*a, u64::from_le_bytes(b));
+                }
+            }
+        }
+        return Ok(());
+    }
     unpack_each(bytes, d, ring, |i, v| {
         if let Some(slot) = acc.get_mut(i) {
             *slot = ring.add(*slot, v);
@@ -228,6 +275,25 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn byte_aligned_fast_paths_agree_with_the_bit_loop() {
+        for bits in [8_u32, 16, 32, 64] {
+            let ring = RingBits::new(bits).unwrap();
+            let values: Vec<u64> = (0..37_u64)
+                .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & ring.mask())
+                .collect();
+            let packed = pack(&values, ring);
+            // The general bit loop reads the same layout.
+            assert_eq!(unpack(&packed, values.len(), ring).unwrap(), values);
+            let mut acc = vec![1_u64; values.len()];
+            unpack_add(&packed, ring, &mut acc).unwrap();
+            for (a, v) in acc.iter().zip(&values) {
+                assert_eq!(*a, ring.add(1, *v));
+            }
+            assert!(unpack_add(&packed[1..], ring, &mut acc).is_err());
         }
     }
 

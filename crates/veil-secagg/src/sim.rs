@@ -121,6 +121,21 @@ pub struct Simulation {
     in_flight: VecDeque<Delivery>,
     client_rejections: Vec<(ParticipantId, Error)>,
     server_rejections: Vec<(ParticipantId, Error)>,
+    costs: Costs,
+}
+
+/// Where a simulated round spent its time and bytes: wall time inside the
+/// sessions' calls (the simulator's own queueing is not counted).
+#[derive(Debug, Clone, Default)]
+pub struct Costs {
+    /// Time inside all client sessions together, creation included.
+    pub client_time: Duration,
+    /// Time inside the server session, creation included.
+    pub server_time: Duration,
+    /// Bytes each client sent.
+    pub sent_by: BTreeMap<ParticipantId, usize>,
+    /// Bytes each client received.
+    pub received_by: BTreeMap<ParticipantId, usize>,
 }
 
 /// How a simulated round ended.
@@ -143,6 +158,8 @@ pub struct Outcome {
     pub client_rejections: Vec<(ParticipantId, Error)>,
     /// Every error the server's `handle_message` returned, by sender.
     pub server_rejections: Vec<(ParticipantId, Error)>,
+    /// Time and bytes.
+    pub costs: Costs,
 }
 
 impl Outcome {
@@ -207,7 +224,9 @@ impl Simulation {
             inputs.insert(id, input);
         }
         let now = Instant::now();
+        let started = Instant::now();
         let server = ServerSession::new(config.clone(), &roster, now).unwrap();
+        let server_time = started.elapsed();
         Self {
             config,
             roster,
@@ -223,6 +242,10 @@ impl Simulation {
             in_flight: VecDeque::new(),
             client_rejections: Vec::new(),
             server_rejections: Vec::new(),
+            costs: Costs {
+                server_time,
+                ..Costs::default()
+            },
         }
     }
 
@@ -401,6 +424,22 @@ impl Simulation {
     }
 
     fn deliver(&mut self, d: Delivery) {
+        let started = Instant::now();
+        let to_server = d.to_server;
+        if to_server {
+            *self.costs.sent_by.entry(d.client).or_default() += d.bytes.len();
+        } else {
+            *self.costs.received_by.entry(d.client).or_default() += d.bytes.len();
+        }
+        self.deliver_untimed(d);
+        if to_server {
+            self.costs.server_time += started.elapsed();
+        } else {
+            self.costs.client_time += started.elapsed();
+        }
+    }
+
+    fn deliver_untimed(&mut self, d: Delivery) {
         if d.to_server {
             if let Err(e) = self
                 .server
@@ -455,7 +494,9 @@ impl Simulation {
                 .min();
             let Some(next) = next else { break };
             self.now = self.now.max(next);
+            let started = Instant::now();
             self.server.handle_timeout(self.now, &mut self.rng);
+            self.costs.server_time += started.elapsed();
             for client in self.clients.values_mut() {
                 client.handle_timeout(self.now);
             }
@@ -469,6 +510,7 @@ impl Simulation {
             elapsed: self.now - start,
             client_rejections: core::mem::take(&mut self.client_rejections),
             server_rejections: core::mem::take(&mut self.server_rejections),
+            costs: core::mem::take(&mut self.costs),
         };
         while let Some(e) = self.server.poll_event() {
             match &e {
