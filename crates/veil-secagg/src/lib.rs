@@ -43,6 +43,9 @@ mod phase;
 mod server;
 #[cfg(feature = "test-util")]
 pub mod sim;
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod test_vectors;
 
 pub use client::{ClientEvent, ClientSession};
 pub use config::{Recommendation, Roster, RoundConfig, recommend_parameters};
