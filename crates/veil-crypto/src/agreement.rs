@@ -55,7 +55,7 @@ impl AgreementSecret {
 }
 
 /// An X25519 public key: 32 bytes, the u-coordinate (RFC 7748). Public.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AgreementPublicKey([u8; PUBLIC_KEY_LEN]);
 
 impl AgreementPublicKey {

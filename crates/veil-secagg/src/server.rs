@@ -63,6 +63,8 @@ pub enum ServerEvent {
 /// Phase 1: collecting advertised keys.
 struct CollectKeys {
     received: BTreeMap<ParticipantId, AdvertiseKeys>,
+    /// Every public key advertised so far, to refuse reuse.
+    keys_seen: BTreeSet<AgreementPublicKey>,
 }
 
 /// Phase 2: collecting share envelopes.
@@ -185,6 +187,7 @@ impl ServerSession {
             identities,
             state: State::CollectKeys(CollectKeys {
                 received: BTreeMap::new(),
+                keys_seen: BTreeSet::new(),
             }),
             waiting,
             dropped: BTreeSet::new(),
@@ -420,13 +423,13 @@ impl ServerSession {
                     return Err(self.forbidden(from, Violation::BadKeySignature(from)));
                 }
                 let reused = keys.encryption_key == keys.mask_key
-                    || s.received.values().any(|other| {
-                        let mine = [keys.encryption_key, keys.mask_key];
-                        mine.contains(&other.encryption_key) || mine.contains(&other.mask_key)
-                    });
+                    || s.keys_seen.contains(&keys.encryption_key)
+                    || s.keys_seen.contains(&keys.mask_key);
                 if reused {
                     return Err(self.forbidden(from, Violation::ReusedPublicKey(from)));
                 }
+                s.keys_seen.insert(keys.encryption_key);
+                s.keys_seen.insert(keys.mask_key);
                 s.received.insert(from, keys);
                 Ok(())
             }
@@ -769,21 +772,21 @@ impl ServerSession {
             .collect();
         needed.extend(dropped.iter().map(|v| (*v, ShareKind::MaskKey)));
 
+        // The revealed shares by owner and kind, holders in increasing order:
+        // one pass over everything revealed.
+        let mut revealed: BTreeMap<(ParticipantId, u8), (Vec<ParticipantId>, Vec<Share>)> =
+            BTreeMap::new();
+        for (holder, shares) in &s.received {
+            for e in &shares.entries {
+                let slot = revealed.entry((e.about, e.kind as u8)).or_default();
+                slot.0.push(*holder);
+                slot.1.push(e.share.clone());
+            }
+        }
         let mut reconstructors: BTreeMap<Vec<ParticipantId>, Reconstructor> = BTreeMap::new();
         let mut seeds: Vec<(MaskSeed, MaskSign)> = Vec::new();
         for (owner, kind) in needed {
-            let mut holders = Vec::new();
-            let mut shares: Vec<Share> = Vec::new();
-            for (holder, revealed) in &s.received {
-                if let Some(e) = revealed
-                    .entries
-                    .iter()
-                    .find(|e| e.about == owner && e.kind == kind)
-                {
-                    holders.push(*holder);
-                    shares.push(e.share.clone());
-                }
-            }
+            let (holders, shares) = revealed.remove(&(owner, kind as u8)).unwrap_or_default();
             if holders.len() < self.config.t() {
                 return Err(Error::TooFewSurvivors {
                     round,
