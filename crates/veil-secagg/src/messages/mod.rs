@@ -135,7 +135,16 @@ impl ClientMessage {
     /// The canonical encoding, header included.
     #[must_use]
     pub fn encode(&self, round: RoundId) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + 128);
+        // The masked input dominates; size the buffer for it at once.
+        let body = match self {
+            Self::MaskedInput(m) => m
+                .packed
+                .len()
+                .saturating_add(m.excluded.len().saturating_mul(4))
+                .saturating_add(4),
+            _ => 256,
+        };
+        let mut out = Vec::with_capacity(HEADER_LEN.saturating_add(body));
         put_header(&mut out, self.message_type(), round);
         match self {
             Self::AdvertiseKeys(m) => m.encode_body(&mut out),
