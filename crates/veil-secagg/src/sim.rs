@@ -57,6 +57,21 @@ pub struct Delivery {
     pub client: ParticipantId,
     /// The encoded message.
     pub bytes: Vec<u8>,
+    /// How long the network holds it (virtual time); zero by default.
+    pub delay: Duration,
+}
+
+impl Delivery {
+    /// A message delivered without delay.
+    #[must_use]
+    pub fn new(to_server: bool, client: ParticipantId, bytes: Vec<u8>) -> Self {
+        Self {
+            to_server,
+            client,
+            bytes,
+            delay: Duration::ZERO,
+        }
+    }
 }
 
 const OP_MESSAGE: u8 = 0;
@@ -110,6 +125,9 @@ pub struct Simulation {
     pub roster: Roster,
     /// Every client's input.
     pub inputs: BTreeMap<ParticipantId, Vec<u64>>,
+    /// A second copy, moved into each client's session when it starts, so
+    /// that the timed client work does not include copying the input.
+    session_inputs: BTreeMap<ParticipantId, Vec<u64>>,
     identities: BTreeMap<ParticipantId, IdentitySigningKey>,
     server: ServerSession,
     clients: BTreeMap<ParticipantId, ClientSession>,
@@ -119,6 +137,8 @@ pub struct Simulation {
     now: Instant,
     rng: ChaCha20Rng,
     in_flight: VecDeque<Delivery>,
+    /// Delayed messages and when they arrive.
+    parked: Vec<(Instant, Delivery)>,
     client_rejections: Vec<(ParticipantId, Error)>,
     server_rejections: Vec<(ParticipantId, Error)>,
     costs: Costs,
@@ -230,6 +250,7 @@ impl Simulation {
         Self {
             config,
             roster,
+            session_inputs: inputs.clone(),
             inputs,
             identities,
             server,
@@ -240,6 +261,7 @@ impl Simulation {
             now,
             rng,
             in_flight: VecDeque::new(),
+            parked: Vec::new(),
             client_rejections: Vec::new(),
             server_rejections: Vec::new(),
             costs: Costs {
@@ -305,11 +327,7 @@ impl Simulation {
             rest = tail;
             let id = ids[usize::from(index) % ids.len()];
             match op {
-                OP_MESSAGE => self.deliver(Delivery {
-                    to_server: true,
-                    client: id,
-                    bytes: bytes.to_vec(),
-                }),
+                OP_MESSAGE => self.deliver(Delivery::new(true, id, bytes.to_vec())),
                 OP_TIMEOUT => {
                     self.now += self.config.phase_timeout();
                     self.server.handle_timeout(self.now, &mut self.rng);
@@ -391,19 +409,11 @@ impl Simulation {
     fn collect(&mut self) {
         let mut out = Vec::new();
         while let Some((to, bytes)) = self.server.poll_transmit() {
-            out.push(Delivery {
-                to_server: false,
-                client: to,
-                bytes,
-            });
+            out.push(Delivery::new(false, to, bytes));
         }
         for (&id, client) in &mut self.clients {
             while let Some(bytes) = client.poll_transmit() {
-                out.push(Delivery {
-                    to_server: true,
-                    client: id,
-                    bytes,
-                });
+                out.push(Delivery::new(true, id, bytes));
             }
         }
         for d in out {
@@ -416,9 +426,16 @@ impl Simulation {
                     continue;
                 }
             }
-            match &mut self.hook {
-                Some(hook) => self.in_flight.extend(hook(d, &mut self.rng)),
-                None => self.in_flight.push_back(d),
+            let delivered = match &mut self.hook {
+                Some(hook) => hook(d, &mut self.rng),
+                None => vec![d],
+            };
+            for d in delivered {
+                if d.delay.is_zero() {
+                    self.in_flight.push_back(d);
+                } else {
+                    self.parked.push((self.now + d.delay, d));
+                }
             }
         }
     }
@@ -461,7 +478,10 @@ impl Simulation {
         // No session yet: this must be the round config.
         if let Ok((_, ServerMessage::RoundConfig(config))) = ServerMessage::decode(&d.bytes, None) {
             let identity = self.identities[&d.client].clone();
-            let input = self.inputs[&d.client].clone();
+            let input = self
+                .session_inputs
+                .remove(&d.client)
+                .unwrap_or_else(|| self.inputs[&d.client].clone());
             if let Ok(session) = ClientSession::new(
                 config,
                 d.client,
@@ -491,9 +511,20 @@ impl Simulation {
                 .filter(|(id, _)| !self.crashed.contains(id))
                 .filter_map(|(_, c)| c.poll_timeout())
                 .chain(self.server.poll_timeout())
+                .chain(self.parked.iter().map(|(at, _)| *at))
                 .min();
             let Some(next) = next else { break };
             self.now = self.now.max(next);
+            // Messages whose delay is over arrive before deadlines fire.
+            let now = self.now;
+            let (due, later): (Vec<_>, Vec<_>) = core::mem::take(&mut self.parked)
+                .into_iter()
+                .partition(|(at, _)| *at <= now);
+            self.parked = later;
+            if !due.is_empty() {
+                self.in_flight.extend(due.into_iter().map(|(_, d)| d));
+                continue;
+            }
             let started = Instant::now();
             self.server.handle_timeout(self.now, &mut self.rng);
             self.costs.server_time += started.elapsed();

@@ -102,14 +102,7 @@ fn a_second_unmask_request_is_refused() {
             ) {
                 *after.borrow_mut() += 1;
                 let again = seen.borrow().clone().unwrap();
-                return vec![
-                    d,
-                    Delivery {
-                        to_server: false,
-                        client: 0,
-                        bytes: again,
-                    },
-                ];
+                return vec![d, Delivery::new(false, 0, again)];
             }
         }
         vec![d]
@@ -312,11 +305,7 @@ fn tamper(
             let mut bytes = d.bytes;
             return f(&mut bytes)
                 .into_iter()
-                .map(|b| Delivery {
-                    to_server: true,
-                    client: victim,
-                    bytes: b,
-                })
+                .map(|b| Delivery::new(true, victim, b))
                 .collect();
         }
         vec![d]
@@ -565,6 +554,28 @@ fn a_hostile_network_never_yields_a_wrong_sum() {
         let outcome = run_checked(sim);
         assert!(outcome.result.is_some() || outcome.server_error.is_some());
     }
+}
+
+#[test]
+fn a_late_message_costs_only_its_sender() {
+    // Client 2's shares arrive after the phase deadline: it is dropped as
+    // silent, its late message is refused, and the round completes.
+    let mut sim = Simulation::new(params(6, 5, 4));
+    sim.set_hook(|mut d, _| {
+        if d.to_server && d.client == 2 && d.bytes[1] == 4 {
+            d.delay = std::time::Duration::from_secs(3);
+        }
+        vec![d]
+    });
+    let outcome = run_checked(sim);
+    assert_eq!(outcome.dropped().get(&2), Some(&None), "dropped as silent");
+    assert!(
+        outcome
+            .server_rejections
+            .iter()
+            .any(|(id, e)| *id == 2 && violation_of(e) == Some(&Violation::NotExpected(2)))
+    );
+    assert_eq!(outcome.result.unwrap().included, vec![0, 1, 3, 4, 5]);
 }
 
 #[test]
