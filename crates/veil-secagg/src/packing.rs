@@ -84,17 +84,7 @@ pub fn unpack_each(
 ) -> Result<()> {
     let b = ring.bits();
     let mask = ring.mask();
-    let total_bits = (d as u64).saturating_mul(u64::from(b));
-    let expected = total_bits.div_ceil(8);
-    if bytes.len() as u64 != expected {
-        return Err(decode_err(
-            "packed",
-            DecodeErrorKind::WrongLength {
-                expected,
-                got: bytes.len() as u64,
-            },
-        ));
-    }
+    check_length(bytes, d, ring)?;
     let (words, rest) = bytes.as_chunks::<8>();
     let mut words = words.iter().map(|w| u64::from_le_bytes(*w));
     let mut tail = [0_u8; 8];
@@ -123,14 +113,8 @@ pub fn unpack_each(
     Ok(())
 }
 
-/// Checks that `bytes` is a canonical packing of `d` elements: exactly
-/// `ceil(d * b / 8)` bytes, with zero bits after the last element. This is
-/// what the decoder of a masked input checks, so that a packing accepted
-/// from a peer always unpacks later.
-///
-/// # Errors
-/// As [`unpack_each`].
-pub fn check_canonical(bytes: &[u8], d: usize, ring: RingBits) -> Result<()> {
+/// Checks that `bytes` is `ceil(d * b / 8)` long; returns `d * b`.
+fn check_length(bytes: &[u8], d: usize, ring: RingBits) -> Result<u64> {
     let total_bits = (d as u64).saturating_mul(u64::from(ring.bits()));
     let expected = total_bits.div_ceil(8);
     if bytes.len() as u64 != expected {
@@ -142,6 +126,18 @@ pub fn check_canonical(bytes: &[u8], d: usize, ring: RingBits) -> Result<()> {
             },
         ));
     }
+    Ok(total_bits)
+}
+
+/// Checks that `bytes` is a canonical packing of `d` elements: exactly
+/// `ceil(d * b / 8)` bytes, with zero bits after the last element. This is
+/// what the decoder of a masked input checks, so that a packing accepted
+/// from a peer always unpacks later.
+///
+/// # Errors
+/// As [`unpack_each`].
+pub fn check_canonical(bytes: &[u8], d: usize, ring: RingBits) -> Result<()> {
+    let total_bits = check_length(bytes, d, ring)?;
     let used = u32::try_from(total_bits % 8).unwrap_or(0);
     if let (Some(last), true) = (bytes.last(), used != 0)
         && last >> used != 0

@@ -621,15 +621,23 @@ impl ServerSession {
         self.waiting.insert(to);
     }
 
+    /// What `u`'s neighbours sent in this phase, in increasing id order.
+    fn neighbours_entries<T: Copy>(
+        &self,
+        u: ParticipantId,
+        received: &BTreeMap<ParticipantId, T>,
+    ) -> Vec<(ParticipantId, T)> {
+        self.graph
+            .neighbours(u)
+            .into_iter()
+            .filter_map(|v| received.get(&v).map(|x| (v, *x)))
+            .collect()
+    }
+
     fn close_keys(&mut self, s: CollectKeys) -> Result<State> {
         let _proof = self.threshold_met(Phase::AdvertiseKeys, s.received.len())?;
         for &u in s.received.keys() {
-            let entries = self
-                .graph
-                .neighbours(u)
-                .into_iter()
-                .filter_map(|v| s.received.get(&v).map(|keys| (v, *keys)))
-                .collect();
+            let entries = self.neighbours_entries(u, &s.received);
             self.send(u, &ServerMessage::NeighbourKeys(NeighbourKeys { entries }));
         }
         Ok(State::CollectShares(CollectShares {
@@ -722,12 +730,7 @@ impl ServerSession {
     fn close_signatures(&mut self, s: CollectSignatures) -> Result<State> {
         let _proof = self.threshold_met(Phase::ConsistencyCheck, s.received.len())?;
         for &u in s.received.keys() {
-            let entries = self
-                .graph
-                .neighbours(u)
-                .into_iter()
-                .filter_map(|v| s.received.get(&v).map(|sig| (v, *sig)))
-                .collect();
+            let entries = self.neighbours_entries(u, &s.received);
             self.send(
                 u,
                 &ServerMessage::ConsistencySignatures(ConsistencySignatures { entries }),
