@@ -1,6 +1,37 @@
 //! veil-dp: differential privacy for federated updates.
 //!
-//! This crate is a placeholder in the workspace layout: it holds no code yet.
-//! It will hold clipping, quantisation with stochastic rounding, distributed integer noise (Skellam, discrete Gaussian), the RDP and PLD privacy accountants, calibration, and the privacy ledger. It knows nothing of networks or candle.
+//! - [`rdp`]: the Rényi-DP accountant of the Poisson-subsampled Gaussian
+//!   mechanism, with exact fractional orders, and its conversion to
+//!   `(ε, δ)`;
+//! - [`calibrate`]: the smallest noise multiplier that meets a target
+//!   `(ε, δ)`;
+//! - [`clip`]: L2 clipping, flat and per named tensor;
+//! - [`quantize`]: unbiased stochastic rounding to `Z_2^b`, the centred
+//!   read-back of a sum, and the choice of `b`;
+//! - [`noise`]: continuous Gaussian noise and the exact discrete Gaussian
+//!   sampler for distributed noise.
+//!
+//! The crate performs no I/O beyond the privacy ledger's file, reads no
+//! clock, and draws randomness only from a [`rand_core::CryptoRng`] passed in.
+//! Every privacy parameter is checked finite and in range before use; a bad
+//! one is an [`Error::InvalidParameter`] naming it, never a silently wrong
+//! epsilon.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![warn(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation
+)]
+
+pub mod calibrate;
+pub mod clip;
+mod error;
+pub mod noise;
+pub mod quantize;
+pub mod rdp;
+
+pub use error::{Error, Result};

@@ -1,0 +1,104 @@
+//! Calibration: the smallest noise multiplier that meets a target `(ε, δ)`.
+
+use crate::error::{Error, Result, check_range};
+use crate::rdp::{Conversion, RdpAccountant};
+
+/// The largest noise multiplier the search tries.
+pub const MAX_NOISE_MULTIPLIER: f64 = 1e4;
+
+/// `ε` after `steps` steps at `noise_multiplier` and `sampling_rate`.
+///
+/// # Errors
+/// As [`RdpAccountant::compose_subsampled_gaussian`] and
+/// [`RdpAccountant::epsilon`].
+pub fn epsilon(
+    noise_multiplier: f64,
+    sampling_rate: f64,
+    steps: u64,
+    delta: f64,
+    conversion: Conversion,
+) -> Result<f64> {
+    let mut acc = RdpAccountant::new();
+    acc.compose_subsampled_gaussian(noise_multiplier, sampling_rate, steps)?;
+    Ok(acc.epsilon(delta, conversion)?.0)
+}
+
+/// The smallest noise multiplier `σ` (to `1e-4` relative, rounded up so the
+/// target is always met) with `ε(σ) <= target_epsilon` at `δ`, by bisection.
+///
+/// # Errors
+/// [`Error::InvalidParameter`] for a target, rate, step count or `δ` out of
+/// range; [`Error::CalibrationFailed`] if even [`MAX_NOISE_MULTIPLIER`] does
+/// not reach the target.
+pub fn noise_multiplier(
+    target_epsilon: f64,
+    delta: f64,
+    sampling_rate: f64,
+    steps: u64,
+) -> Result<f64> {
+    let target = check_range(
+        "epsilon",
+        target_epsilon,
+        0.0,
+        f64::MAX,
+        true,
+        "a finite number > 0",
+    )?;
+    if steps == 0 {
+        return Err(Error::InvalidParameter {
+            name: "rounds",
+            value: 0.0,
+            expected: "a whole number >= 1",
+        });
+    }
+    let eps = |s: f64| epsilon(s, sampling_rate, steps, delta, Conversion::Improved);
+    let (mut lo, mut hi) = (1e-3, 1.0);
+    while eps(hi)? > target {
+        lo = hi;
+        hi *= 2.0;
+        if hi > MAX_NOISE_MULTIPLIER {
+            return Err(Error::CalibrationFailed {
+                target,
+                limit: MAX_NOISE_MULTIPLIER,
+            });
+        }
+    }
+    while (hi - lo) / hi > 1e-4 {
+        let mid = 0.5 * (lo + hi);
+        if eps(mid)? > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calibration_meets_the_target_tightly() {
+        for (target, q, steps) in [(1.0, 0.01, 1000_u64), (3.0, 0.1, 100), (8.0, 1.0, 10)] {
+            let sigma = noise_multiplier(target, 1e-5, q, steps).unwrap();
+            let at = epsilon(sigma, q, steps, 1e-5, Conversion::Improved).unwrap();
+            let below =
+                epsilon(sigma * (1.0 - 2e-4), q, steps, 1e-5, Conversion::Improved).unwrap();
+            assert!(at <= target, "{at} > {target}");
+            assert!(
+                below > target,
+                "not the smallest: {below} <= {target} at {sigma}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_targets_are_refused() {
+        assert!(noise_multiplier(0.0, 1e-5, 0.1, 10).is_err());
+        assert!(noise_multiplier(f64::NAN, 1e-5, 0.1, 10).is_err());
+        assert!(noise_multiplier(1.0, 1e-5, 0.1, 0).is_err());
+        assert!(noise_multiplier(1.0, 1e-5, 0.0, 10).is_err());
+        assert!(noise_multiplier(1.0, 2.0, 0.1, 10).is_err());
+    }
+}
