@@ -9,7 +9,9 @@
 //! - [`quantize`]: unbiased stochastic rounding to `Z_2^b`, the centred
 //!   read-back of a sum, and the choice of `b`;
 //! - [`noise`]: continuous Gaussian noise and the exact discrete Gaussian
-//!   sampler for distributed noise.
+//!   sampler for distributed noise;
+//! - [`ledger`]: the append-only privacy ledger, written and synced before a
+//!   round is released, replayable, and refusing rounds over budget.
 //!
 //! The crate performs no I/O beyond the privacy ledger's file, reads no
 //! clock, and draws randomness only from a [`rand_core::CryptoRng`] passed in.
@@ -30,6 +32,7 @@
 pub mod calibrate;
 pub mod clip;
 mod error;
+pub mod ledger;
 pub mod noise;
 pub mod quantize;
 pub mod rdp;
