@@ -1,8 +1,11 @@
 //! `veil`: the command-line entry point of the veil federated-learning service.
 //!
-//! Only the command skeleton exists so far. Each subcommand arrives with the
-//! issue that builds it; until then it says so plainly and exits with status 2.
+//! Available: `veil privacy` (plan, calibrate and audit privacy budgets).
+//! `veil simulate` says plainly that it is not yet available and exits with
+//! status 2 until the transport and learning crates land.
 #![forbid(unsafe_code)]
+
+mod privacy;
 
 use std::process::ExitCode;
 
@@ -22,6 +25,9 @@ enum Command {
     /// Run a whole federated training job on this machine: a server and its
     /// clients on loopback, on the shipped data set.
     Simulate,
+    /// Plan, calibrate and audit privacy budgets.
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCommand),
 }
 
 fn main() -> ExitCode {
@@ -30,10 +36,21 @@ fn main() -> ExitCode {
         Command::Simulate => {
             eprintln!(
                 "veil simulate: not yet available in this version. The cryptographic \
-                 primitives are in place (cargo test --workspace checks them); the \
-                 protocol, transport and training arrive with their own releases."
+                 primitives, the secure-aggregation protocol and the privacy accountant are in \
+                 place (cargo test --workspace checks them); the transport and training arrive \
+                 with their own releases."
             );
             ExitCode::from(2)
         }
+        Command::Privacy(command) => match privacy::run(&command) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

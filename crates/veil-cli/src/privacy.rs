@@ -1,0 +1,350 @@
+//! `veil privacy`: plan, calibrate and audit privacy budgets.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use veil_dp::Error;
+use veil_dp::calibrate;
+use veil_dp::ledger;
+use veil_dp::rdp::{Conversion, RdpAccountant};
+
+/// Privacy planning and auditing.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PrivacyCommand {
+    /// Epsilon spent after some rounds of the Poisson-subsampled Gaussian.
+    Epsilon(EpsilonArgs),
+    /// The smallest noise multiplier that meets a target (epsilon, delta).
+    Calibrate(CalibrateArgs),
+    /// Epsilon after 10, 100 and 1000 rounds for a few noise multipliers.
+    Plan(PlanArgs),
+    /// Replay a privacy ledger: rounds, cumulative epsilon, budget left.
+    Ledger(LedgerArgs),
+}
+
+/// The accountant to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Accountant {
+    /// Rényi DP with exact fractional orders.
+    Rdp,
+    /// Privacy loss distributions (tighter).
+    Pld,
+}
+
+/// The RDP-to-(epsilon, delta) conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConversionArg {
+    /// The bound dp-accounting uses.
+    Improved,
+    /// Mironov 2017, Proposition 3.
+    Classic,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EpsilonArgs {
+    /// Noise standard deviation divided by the clipping norm.
+    #[arg(long, allow_negative_numbers = true)]
+    noise_multiplier: f64,
+    /// Probability that a client takes part in a round (Poisson sampling).
+    #[arg(long, allow_negative_numbers = true)]
+    sampling_rate: f64,
+    /// Number of rounds (or DP-SGD steps).
+    #[arg(long, allow_negative_numbers = true)]
+    rounds: i64,
+    /// Target delta.
+    #[arg(long, allow_negative_numbers = true)]
+    delta: f64,
+    /// The accountant.
+    #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
+    accountant: Accountant,
+    /// The RDP conversion.
+    #[arg(long, value_enum, default_value_t = ConversionArg::Improved)]
+    conversion: ConversionArg,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CalibrateArgs {
+    /// Target epsilon.
+    #[arg(long, allow_negative_numbers = true)]
+    epsilon: f64,
+    /// Target delta.
+    #[arg(long, allow_negative_numbers = true)]
+    delta: f64,
+    /// Probability that a client takes part in a round.
+    #[arg(long, allow_negative_numbers = true)]
+    sampling_rate: f64,
+    /// Number of rounds.
+    #[arg(long, allow_negative_numbers = true)]
+    rounds: i64,
+    /// Clipping norm, to report the noise standard deviation in update units.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    clip_norm: f64,
+    /// Distributed mode: the fewest clients whose noise shares add up in a
+    /// released sum (the secure-aggregation threshold t).
+    #[arg(long, allow_negative_numbers = true)]
+    min_survivors: Option<i64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    /// Probability that a client takes part in a round.
+    #[arg(long, allow_negative_numbers = true)]
+    sampling_rate: f64,
+    /// Target delta.
+    #[arg(long, allow_negative_numbers = true)]
+    delta: f64,
+    /// Noise multipliers to compare.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.5, 0.8, 1.0, 1.5, 2.0, 4.0], allow_negative_numbers = true)]
+    noise_multipliers: Vec<f64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LedgerArgs {
+    /// The ledger file (JSON lines).
+    path: PathBuf,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+fn rounds_arg(rounds: i64) -> Result<u64, Error> {
+    u64::try_from(rounds)
+        .ok()
+        .filter(|r| *r >= 1)
+        .ok_or(Error::InvalidParameter {
+            name: "rounds",
+            value: rounds as f64,
+            expected: "a whole number >= 1",
+        })
+}
+
+fn conversion(c: ConversionArg) -> Conversion {
+    match c {
+        ConversionArg::Improved => Conversion::Improved,
+        ConversionArg::Classic => Conversion::Classic,
+    }
+}
+
+/// Runs a privacy command; returns what to print.
+pub(crate) fn run(command: &PrivacyCommand) -> Result<String, Error> {
+    match command {
+        PrivacyCommand::Epsilon(a) => epsilon(a),
+        PrivacyCommand::Calibrate(a) => calibrate_cmd(a),
+        PrivacyCommand::Plan(a) => plan(a),
+        PrivacyCommand::Ledger(a) => ledger_cmd(a),
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct EpsilonOut {
+    accountant: &'static str,
+    conversion: &'static str,
+    noise_multiplier: f64,
+    sampling_rate: f64,
+    rounds: u64,
+    delta: f64,
+    epsilon: f64,
+    optimal_order: f64,
+}
+
+fn epsilon(a: &EpsilonArgs) -> Result<String, Error> {
+    let rounds = rounds_arg(a.rounds)?;
+    if a.accountant == Accountant::Pld {
+        return Err(Error::InvalidParameter {
+            name: "accountant",
+            value: f64::NAN,
+            expected: "rdp: the PLD accountant is not available in this version",
+        });
+    }
+    let mut acc = RdpAccountant::new();
+    acc.compose_subsampled_gaussian(a.noise_multiplier, a.sampling_rate, rounds)?;
+    let (eps, order) = acc.epsilon(a.delta, conversion(a.conversion))?;
+    let out = EpsilonOut {
+        accountant: "rdp",
+        conversion: match a.conversion {
+            ConversionArg::Improved => "improved",
+            ConversionArg::Classic => "classic",
+        },
+        noise_multiplier: a.noise_multiplier,
+        sampling_rate: a.sampling_rate,
+        rounds,
+        delta: a.delta,
+        epsilon: eps,
+        optimal_order: order,
+    };
+    if a.json {
+        return Ok(json(&out));
+    }
+    Ok(format!(
+        "accountant        RDP ({} conversion)\n\
+         noise multiplier  {}\n\
+         sampling rate     {}\n\
+         rounds            {}\n\
+         delta             {:e}\n\
+         epsilon           {:.4}   (at Rényi order {})",
+        out.conversion, out.noise_multiplier, out.sampling_rate, rounds, out.delta, eps, order
+    ))
+}
+
+#[derive(Serialize)]
+struct CalibrateOut {
+    epsilon_target: f64,
+    delta: f64,
+    sampling_rate: f64,
+    rounds: u64,
+    noise_multiplier: f64,
+    epsilon_achieved: f64,
+    clip_norm: f64,
+    noise_std: f64,
+    min_survivors: Option<u64>,
+    per_client_noise_std: Option<f64>,
+}
+
+fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
+    let rounds = rounds_arg(a.rounds)?;
+    if !(a.clip_norm.is_finite() && a.clip_norm > 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "clip-norm",
+            value: a.clip_norm,
+            expected: "a finite number > 0",
+        });
+    }
+    let min_survivors = match a.min_survivors {
+        None => None,
+        Some(t) => Some(u64::try_from(t).ok().filter(|t| *t >= 1).ok_or(
+            Error::InvalidParameter {
+                name: "min-survivors",
+                value: t as f64,
+                expected: "a whole number >= 1",
+            },
+        )?),
+    };
+    let z = calibrate::noise_multiplier(a.epsilon, a.delta, a.sampling_rate, rounds)?;
+    let achieved = calibrate::epsilon(z, a.sampling_rate, rounds, a.delta, Conversion::Improved)?;
+    let noise_std = z * a.clip_norm;
+    let per_client = match min_survivors {
+        Some(t) => Some(veil_dp::noise::per_client_variance(noise_std * noise_std, t)?.sqrt()),
+        None => None,
+    };
+    let out = CalibrateOut {
+        epsilon_target: a.epsilon,
+        delta: a.delta,
+        sampling_rate: a.sampling_rate,
+        rounds,
+        noise_multiplier: z,
+        epsilon_achieved: achieved,
+        clip_norm: a.clip_norm,
+        noise_std,
+        min_survivors,
+        per_client_noise_std: per_client,
+    };
+    if a.json {
+        return Ok(json(&out));
+    }
+    let mut text = format!(
+        "target            epsilon {} at delta {:e}, {} rounds, sampling rate {}\n\
+         noise multiplier  {:.4}   (gives epsilon {:.4})\n\
+         noise std         {:.4}   (clip norm {})",
+        a.epsilon, a.delta, rounds, a.sampling_rate, z, achieved, noise_std, a.clip_norm
+    );
+    if let (Some(t), Some(pc)) = (min_survivors, per_client) {
+        text.push_str(&format!(
+            "\nper-client share  std {pc:.4} each, so any {t} surviving clients add up to std {noise_std:.4}"
+        ));
+    }
+    Ok(text)
+}
+
+#[derive(Serialize)]
+struct PlanRow {
+    noise_multiplier: f64,
+    epsilon_10: f64,
+    epsilon_100: f64,
+    epsilon_1000: f64,
+}
+
+fn plan(a: &PlanArgs) -> Result<String, Error> {
+    let mut rows = Vec::new();
+    for &z in &a.noise_multipliers {
+        let eps = |t| calibrate::epsilon(z, a.sampling_rate, t, a.delta, Conversion::Improved);
+        rows.push(PlanRow {
+            noise_multiplier: z,
+            epsilon_10: eps(10)?,
+            epsilon_100: eps(100)?,
+            epsilon_1000: eps(1000)?,
+        });
+    }
+    if a.json {
+        return Ok(json(&rows));
+    }
+    let mut text = format!(
+        "epsilon at delta {:e}, sampling rate {} (RDP accountant)\n\n\
+         noise multiplier | 10 rounds | 100 rounds | 1000 rounds\n\
+         -----------------+-----------+------------+------------",
+        a.delta, a.sampling_rate
+    );
+    for r in &rows {
+        text.push_str(&format!(
+            "\n{:>16} | {:>9.3} | {:>10.3} | {:>11.3}",
+            r.noise_multiplier, r.epsilon_10, r.epsilon_100, r.epsilon_1000
+        ));
+    }
+    Ok(text)
+}
+
+#[derive(Serialize)]
+struct LedgerOut {
+    rounds: u64,
+    last_round: Option<u64>,
+    epsilon: f64,
+    delta: f64,
+    budget: f64,
+    remaining: f64,
+    history: Vec<(u64, f64)>,
+}
+
+fn ledger_cmd(a: &LedgerArgs) -> Result<String, Error> {
+    let s = ledger::replay(&a.path)?;
+    let out = LedgerOut {
+        rounds: s.rounds,
+        last_round: s.last_round,
+        epsilon: s.epsilon,
+        delta: s.delta,
+        budget: s.budget,
+        remaining: s.remaining(),
+        history: s.history.clone(),
+    };
+    if a.json {
+        return Ok(json(&out));
+    }
+    let mut text = format!(
+        "rounds            {}\n\
+         epsilon spent     {:.4}   (delta {:e}, RDP accountant)\n\
+         budget            {}\n\
+         remaining         {:.4}\n\n\
+         round | cumulative epsilon\n\
+         ------+-------------------",
+        s.rounds,
+        s.epsilon,
+        s.delta,
+        s.budget,
+        s.remaining()
+    );
+    for (round, eps) in &s.history {
+        text.push_str(&format!("\n{round:>5} | {eps:.4}"));
+    }
+    Ok(text)
+}

@@ -1,0 +1,207 @@
+//! `veil privacy` as a user runs it: the real binary, real files. Good input
+//! gives the library's numbers (human table, or JSON with `--json`); bad
+//! input gives a one-line error naming the argument and exit code 2.
+
+use std::process::{Command, Output};
+
+use veil_dp::calibrate::epsilon;
+use veil_dp::ledger::{Ledger, RoundSpend};
+use veil_dp::rdp::Conversion;
+
+fn veil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Exit code 2 and a first stderr line that names `arg`.
+fn refused(args: &[&str], arg: &str) {
+    let out = veil(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: ") && first.contains(arg),
+        "{args:?}: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing on stdout for {args:?}");
+}
+
+const EPS: [&str; 10] = [
+    "privacy",
+    "epsilon",
+    "--noise-multiplier",
+    "1.1",
+    "--sampling-rate",
+    "0.01",
+    "--rounds",
+    "1000",
+    "--delta",
+    "1e-5",
+];
+
+#[test]
+fn epsilon_matches_the_library() {
+    let mut args = EPS.to_vec();
+    args.push("--json");
+    let v = json(&veil(&args));
+    let expected = epsilon(1.1, 0.01, 1000, 1e-5, Conversion::Improved).unwrap();
+    assert_eq!(v["epsilon"].as_f64().unwrap(), expected);
+    let human = veil(&EPS);
+    assert!(String::from_utf8_lossy(&human.stdout).contains(&format!("{expected:.4}")));
+    args.extend(["--conversion", "classic"]);
+    let classic = json(&veil(&args));
+    assert!(classic["epsilon"].as_f64().unwrap() > expected);
+}
+
+#[test]
+fn calibrate_meets_its_target_and_splits_the_noise() {
+    let v = json(&veil(&[
+        "privacy",
+        "calibrate",
+        "--epsilon",
+        "3",
+        "--delta",
+        "1e-5",
+        "--sampling-rate",
+        "0.01",
+        "--rounds",
+        "1000",
+        "--min-survivors",
+        "50",
+        "--clip-norm",
+        "0.5",
+        "--json",
+    ]));
+    let z = v["noise_multiplier"].as_f64().unwrap();
+    assert!(epsilon(z, 0.01, 1000, 1e-5, Conversion::Improved).unwrap() <= 3.0);
+    let total = v["noise_std"].as_f64().unwrap();
+    assert!((total - 0.5 * z).abs() < 1e-12);
+    let share = v["per_client_noise_std"].as_f64().unwrap();
+    assert!((share * share * 50.0 - total * total).abs() < 1e-9);
+}
+
+#[test]
+fn plan_is_a_table_of_epsilons() {
+    let plan = &[
+        "privacy",
+        "plan",
+        "--sampling-rate",
+        "0.01",
+        "--delta",
+        "1e-5",
+    ];
+    let mut args = plan.to_vec();
+    args.push("--json");
+    let rows = json(&veil(&args));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in rows {
+        let a = r["epsilon_10"].as_f64().unwrap();
+        let b = r["epsilon_100"].as_f64().unwrap();
+        let c = r["epsilon_1000"].as_f64().unwrap();
+        assert!(a <= b && b <= c);
+    }
+    let mut args = plan.to_vec();
+    args.extend(["--noise-multipliers", "1,2"]);
+    let text = veil(&args);
+    // A title, a blank line, the header, the rule, and one row each.
+    assert_eq!(String::from_utf8_lossy(&text.stdout).lines().count(), 6);
+}
+
+#[test]
+fn ledger_replays_and_refuses_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let mut ledger = Ledger::open(&path, 5.0, 1e-5).unwrap();
+    for round in 1..=4 {
+        ledger
+            .record_round(&RoundSpend::new(round, 1.0, 0.05, 1.0, 20))
+            .unwrap();
+    }
+    let p = path.to_str().unwrap();
+    let v = json(&veil(&["privacy", "ledger", p, "--json"]));
+    assert_eq!(v["rounds"].as_u64(), Some(4));
+    let expected = epsilon(1.0, 0.05, 4, 1e-5, Conversion::Improved).unwrap();
+    assert_eq!(v["epsilon"].as_f64().unwrap(), expected);
+    assert!((v["remaining"].as_f64().unwrap() - (5.0 - expected)).abs() < 1e-12);
+    // Cut mid-line: refused, naming the line.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    refused(&["privacy", "ledger", p], "line 4");
+    refused(
+        &["privacy", "ledger", "/nonexistent/ledger.jsonl"],
+        "ledger",
+    );
+}
+
+#[test]
+fn bad_input_is_a_one_line_error_and_exit_code_2() {
+    let with = |flag: &str, value: &str| {
+        let mut a: Vec<String> = EPS.iter().map(|s| (*s).to_owned()).collect();
+        let i = a.iter().position(|x| x == flag).unwrap();
+        a[i + 1] = value.to_owned();
+        a
+    };
+    for (flag, value, name) in [
+        ("--noise-multiplier", "-1", "noise-multiplier"),
+        ("--noise-multiplier", "0", "noise-multiplier"),
+        ("--noise-multiplier", "NaN", "noise-multiplier"),
+        ("--noise-multiplier", "inf", "noise-multiplier"),
+        ("--sampling-rate", "0", "sampling-rate"),
+        ("--sampling-rate", "1.5", "sampling-rate"),
+        ("--sampling-rate", "-0.1", "sampling-rate"),
+        ("--delta", "0", "delta"),
+        ("--delta", "1", "delta"),
+        ("--delta", "nan", "delta"),
+        ("--rounds", "0", "rounds"),
+        ("--rounds", "-3", "rounds"),
+        ("--rounds", "ten", "rounds"),
+        ("--noise-multiplier", "abc", "noise-multiplier"),
+    ] {
+        let args = with(flag, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, name);
+    }
+    let mut pld = EPS.to_vec();
+    pld.extend(["--accountant", "pld"]);
+    refused(&pld, "accountant");
+    let calibrate = |extra: &[&'static str]| {
+        let mut a = vec![
+            "privacy",
+            "calibrate",
+            "--epsilon",
+            "2",
+            "--delta",
+            "1e-5",
+            "--sampling-rate",
+            "0.1",
+            "--rounds",
+            "10",
+        ];
+        a.extend(extra);
+        a
+    };
+    let mut negative = calibrate(&[]);
+    negative[3] = "-2";
+    refused(&negative, "epsilon");
+    refused(&calibrate(&["--min-survivors", "0"]), "min-survivors");
+    refused(&calibrate(&["--clip-norm", "0"]), "clip-norm");
+}
+
+#[test]
+fn simulate_says_it_is_not_available_yet() {
+    let out = veil(&["simulate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+}
