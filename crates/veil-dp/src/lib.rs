@@ -6,6 +6,8 @@
 //! - [`calibrate`]: the smallest noise multiplier that meets a target
 //!   `(ε, δ)`;
 //! - [`clip`]: L2 clipping, flat and per named tensor;
+//! - [`dp_sgd`]: the example-level DP-SGD step (per-example clipping and
+//!   noise);
 //! - [`quantize`]: unbiased stochastic rounding to `Z_2^b`, the centred
 //!   read-back of a sum, and the choice of `b`;
 //! - [`noise`]: continuous Gaussian noise and the exact discrete Gaussian
@@ -31,6 +33,7 @@
 
 pub mod calibrate;
 pub mod clip;
+pub mod dp_sgd;
 mod error;
 pub mod ledger;
 pub mod noise;
