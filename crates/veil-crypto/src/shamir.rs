@@ -592,6 +592,29 @@ mod tests {
     }
 
     #[test]
+    fn ten_thousand_holders() {
+        // n = 10,000 with the largest x-coordinates a u32 allows.
+        let mut rng = rng();
+        let secret = SecretScalar::random(&mut rng);
+        let xs: Vec<ShareIndex> = (0..10_000_u32)
+            .map(|i| ShareIndex::new(u32::MAX - i).unwrap())
+            .collect();
+        let shares = split(&secret, 4, &xs, &mut rng).unwrap();
+        assert_eq!(shares.len(), 10_000);
+        for window in [0..4, 5000..5004, 9996..10_000] {
+            let got = reconstruct(&shares[window], 4, &mut rng).unwrap();
+            assert!(eq(&got, &secret));
+        }
+        // Five shares, one of them altered: caught.
+        let mut five: Vec<Share> = shares[100..105].to_vec();
+        five[2].value += Scalar::ONE;
+        assert_eq!(
+            reconstruct(&five, 4, &mut rng).unwrap_err(),
+            Error::InconsistentShares { threshold: 4 }
+        );
+    }
+
+    #[test]
     fn threshold_one_shares_are_the_secret() {
         let mut rng = rng();
         let secret = SecretScalar::random(&mut rng);
