@@ -1,6 +1,6 @@
 //! Calibration: the smallest noise multiplier that meets a target `(ε, δ)`.
 
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check_positive};
 use crate::rdp::{Conversion, RdpAccountant};
 
 /// The largest noise multiplier the search tries.
@@ -36,14 +36,7 @@ pub fn noise_multiplier(
     sampling_rate: f64,
     steps: u64,
 ) -> Result<f64> {
-    let target = check_range(
-        "epsilon",
-        target_epsilon,
-        0.0,
-        f64::MAX,
-        true,
-        "a finite number > 0",
-    )?;
+    let target = check_positive("epsilon", target_epsilon)?;
     if steps == 0 {
         return Err(Error::InvalidParameter {
             name: "rounds",

@@ -1,6 +1,6 @@
 //! L2 clipping of updates.
 
-use crate::error::{Result, check_range};
+use crate::error::{Result, check_positive, check_range};
 
 /// Scales `update` so its L2 norm is at most `clip_norm`; returns the norm
 /// before clipping (for adaptive clipping). A norm already within the bound
@@ -14,14 +14,7 @@ use crate::error::{Result, check_range};
     reason = "a scale factor in (0, 1) rounded to f32 is the intent"
 )]
 pub fn clip_l2(update: &mut [f32], clip_norm: f64) -> Result<f64> {
-    let c = check_range(
-        "clip-norm",
-        clip_norm,
-        0.0,
-        f64::MAX,
-        true,
-        "a finite number > 0",
-    )?;
+    let c = check_positive("clip-norm", clip_norm)?;
     let norm = l2_norm(update)?;
     if norm > c {
         let scale = (c / norm) as f32;

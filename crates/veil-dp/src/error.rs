@@ -88,3 +88,8 @@ pub(crate) fn check_range(
         })
     }
 }
+
+/// Checks that `value` is finite and strictly positive.
+pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<f64> {
+    check_range(name, value, 0.0, f64::MAX, true, "a finite number > 0")
+}

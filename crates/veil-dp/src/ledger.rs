@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check_positive, check_range};
 use crate::rdp::{Conversion, RdpAccountant};
 
 /// The format version of a ledger line.
@@ -179,15 +179,7 @@ fn replay_state(path: &Path) -> Result<(RdpAccountant, LedgerSummary, String)> {
         }
         check_range("delta", line.delta, 0.0, 1.0, true, "a number in (0, 1)")
             .map_err(|e| bad(n, e.to_string()))?;
-        check_range(
-            "budget",
-            line.budget,
-            0.0,
-            f64::MAX,
-            true,
-            "a finite number > 0",
-        )
-        .map_err(|e| bad(n, e.to_string()))?;
+        check_positive("budget", line.budget).map_err(|e| bad(n, e.to_string()))?;
         if let Some(s) = &summary {
             if line.delta != s.delta || line.budget != s.budget {
                 return Err(bad(n, "delta or budget differs from earlier lines"));
@@ -238,7 +230,7 @@ impl Ledger {
     /// As [`replay`]; [`Error::InvalidParameter`] for a bad budget or `δ`;
     /// [`Error::Ledger`] if an existing ledger has another `δ` or budget.
     pub fn open(path: &Path, budget: f64, delta: f64) -> Result<Self> {
-        let budget = check_range("budget", budget, 0.0, f64::MAX, true, "a finite number > 0")?;
+        let budget = check_positive("budget", budget)?;
         let delta = check_range("delta", delta, 0.0, 1.0, true, "a number in (0, 1)")?;
         if delta >= 1.0 {
             return Err(Error::InvalidParameter {
@@ -314,14 +306,7 @@ impl Ledger {
                 expected: "a round id above the last recorded one",
             });
         }
-        check_range(
-            "clip-norm",
-            spend.clip_norm,
-            0.0,
-            f64::MAX,
-            true,
-            "a finite number > 0",
-        )?;
+        check_positive("clip-norm", spend.clip_norm)?;
         let mut acc = self.accountant.clone();
         acc.compose_subsampled_gaussian(spend.noise_multiplier, spend.sampling_rate, 1)?;
         let (eps, _) = acc.epsilon(self.summary.delta, Conversion::Improved)?;

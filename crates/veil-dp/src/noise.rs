@@ -15,7 +15,7 @@ use rand::RngExt;
 use rand_core::CryptoRng;
 use rand_distr::{Distribution, Normal};
 
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check_positive, check_range};
 
 /// The largest `σ` the discrete Gaussian sampler accepts (its integer
 /// arithmetic is checked to fit 128 bits up to here).
@@ -45,14 +45,7 @@ pub fn gaussian<R: CryptoRng + ?Sized>(sigma: f64, n: usize, rng: &mut R) -> Res
 /// [`Error::InvalidParameter`] for a variance that is not finite and
 /// positive, or zero survivors.
 pub fn per_client_variance(target_variance: f64, min_survivors: u64) -> Result<f64> {
-    let v = check_range(
-        "noise variance",
-        target_variance,
-        0.0,
-        f64::MAX,
-        true,
-        "a finite number > 0",
-    )?;
+    let v = check_positive("noise variance", target_variance)?;
     if min_survivors == 0 {
         return Err(Error::InvalidParameter {
             name: "min-survivors",

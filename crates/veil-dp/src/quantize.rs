@@ -12,7 +12,7 @@
 use rand::RngExt;
 use rand_core::CryptoRng;
 
-use crate::error::{Error, Result, check_range};
+use crate::error::{Error, Result, check_positive, check_range};
 
 /// Quantises `x` with scale `scale`: each value becomes `floor(v)` or
 /// `floor(v) + 1` (with `v = x · scale`) with the probabilities that make
@@ -32,7 +32,7 @@ pub fn quantize<R: CryptoRng + ?Sized>(
     bits: u32,
     rng: &mut R,
 ) -> Result<Vec<u64>> {
-    let scale = check_range("scale", scale, 0.0, f64::MAX, true, "a finite number > 0")?;
+    let scale = check_positive("scale", scale)?;
     let mask = ring_mask(bits)?;
     x.iter()
         .map(|v| {
@@ -80,7 +80,7 @@ pub fn add_noise(values: &mut [u64], noise: &[i64], bits: u32) -> Result<()> {
 /// # Errors
 /// As [`quantize`].
 pub fn dequantize_sum(sum: &[u64], scale: f64, bits: u32) -> Result<Vec<f64>> {
-    let scale = check_range("scale", scale, 0.0, f64::MAX, true, "a finite number > 0")?;
+    let scale = check_positive("scale", scale)?;
     let mask = ring_mask(bits)?;
     let half = 1_u128 << bits.saturating_sub(1);
     let modulus = 1_u128 << bits;
@@ -144,15 +144,8 @@ pub fn plan_bits(
     scale: f64,
     noise_std_sum: f64,
 ) -> Result<QuantizationPlan> {
-    let c = check_range(
-        "clip-norm",
-        clip_norm,
-        0.0,
-        f64::MAX,
-        true,
-        "a finite number > 0",
-    )?;
-    let scale = check_range("scale", scale, 0.0, f64::MAX, true, "a finite number > 0")?;
+    let c = check_positive("clip-norm", clip_norm)?;
+    let scale = check_positive("scale", scale)?;
     let sigma = check_range(
         "noise",
         noise_std_sum,

@@ -26,7 +26,7 @@
 //! orders; [`Conversion::Classic`] is Mironov 2017, Proposition 3:
 //! `ε = r − log(δ)/(α − 1)`.
 
-use crate::error::{Result, check_range};
+use crate::error::{Result, check_positive, check_range};
 
 /// The orders dp-accounting uses by default: 1.1 to 10.9 by 0.1, 11 to 63,
 /// and 128, 256, 512, 1024.
@@ -95,14 +95,7 @@ impl RdpAccountant {
         sampling_rate: f64,
         steps: u64,
     ) -> Result<()> {
-        let sigma = check_range(
-            "noise-multiplier",
-            noise_multiplier,
-            0.0,
-            f64::MAX,
-            true,
-            "a finite number > 0",
-        )?;
+        let sigma = check_positive("noise-multiplier", noise_multiplier)?;
         let q = check_range(
             "sampling-rate",
             sampling_rate,
