@@ -148,9 +148,21 @@ pub fn replay(path: &Path) -> Result<LedgerSummary> {
     Ok(replay_state(path)?.1)
 }
 
+/// Replays a ledger held in memory (the bytes of a ledger file).
+///
+/// # Errors
+/// As [`replay`], without the I/O.
+pub fn replay_bytes(bytes: &[u8]) -> Result<LedgerSummary> {
+    Ok(replay_text(bytes)?.1)
+}
+
 fn replay_state(path: &Path) -> Result<(RdpAccountant, LedgerSummary, String)> {
     let bytes = std::fs::read(path).map_err(|e| io(&e))?;
-    let text = String::from_utf8(bytes).map_err(|_| bad(0, "not UTF-8"))?;
+    replay_text(&bytes)
+}
+
+fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
+    let text = core::str::from_utf8(bytes).map_err(|_| bad(0, "not UTF-8"))?;
     let mut accountant = RdpAccountant::new();
     let mut summary: Option<LedgerSummary> = None;
     let mut prev = FIRST_PREV.to_owned();

@@ -35,6 +35,8 @@ pub mod calibrate;
 pub mod clip;
 pub mod dp_sgd;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ledger;
 pub mod noise;
 pub mod quantize;

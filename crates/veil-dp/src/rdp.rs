@@ -205,6 +205,10 @@ fn log_a_int(q: f64, sigma: f64, alpha: u64) -> f64 {
     acc
 }
 
+/// The most grid points one fractional order may integrate over: enough for
+/// any noise multiplier above about 0.002 at the default orders.
+const MAX_GRID_POINTS: f64 = (1 << 20) as f64;
+
 /// Numerical integration of `A_α` (see the module docs).
 #[expect(
     clippy::cast_possible_truncation,
@@ -213,7 +217,14 @@ fn log_a_int(q: f64, sigma: f64, alpha: u64) -> f64 {
 fn log_a_frac(q: f64, sigma: f64, alpha: f64) -> f64 {
     let lo = -40.0 * sigma - 10.0;
     let hi = alpha + 40.0 * sigma + 10.0;
-    let mut n = ((hi - lo) / (sigma / 64.0)).ceil() as usize;
+    let points = ((hi - lo) / (sigma / 64.0)).ceil();
+    if points.is_nan() || points > MAX_GRID_POINTS {
+        // Tiny noise: the grid would be huge (and the privacy cost is
+        // enormous anyway). Excluding this order is sound: every order
+        // bounds epsilon on its own, so the minimum only gets larger.
+        return f64::INFINITY;
+    }
+    let mut n = points as usize;
     n = n.max(4000);
     n = n.saturating_add(n & 1); // Simpson needs an even number of intervals
     let h = (hi - lo) / n as f64;
@@ -317,6 +328,21 @@ mod tests {
         let improved = acc.epsilon(1e-5, Conversion::Improved).unwrap().0;
         let classic = acc.epsilon(1e-5, Conversion::Classic).unwrap().0;
         assert!(improved <= classic && improved > 0.5 * classic);
+    }
+
+    #[test]
+    fn tiny_noise_is_answered_quickly_and_never_understated() {
+        // A grid of σ/64 would need ~10^12 points here: the fractional
+        // orders are excluded and the integer orders still bound epsilon.
+        let mut acc = RdpAccountant::new();
+        acc.compose_subsampled_gaussian(1e-8, 0.5, 1).unwrap();
+        let (eps, order) = acc.epsilon(1e-5, Conversion::Improved).unwrap();
+        assert!(eps > 1e6, "{eps}");
+        assert_eq!(order.fract(), 0.0);
+        let mut tiny = RdpAccountant::new();
+        tiny.compose_subsampled_gaussian(f64::MIN_POSITIVE, 0.5, 1)
+            .unwrap();
+        assert!(!tiny.epsilon(1e-5, Conversion::Improved).unwrap().0.is_nan());
     }
 
     #[test]

@@ -1,0 +1,41 @@
+//! Writes the seed corpus of veil-dp's fuzz targets under `fuzz/seeds/`: a
+//! real three-round ledger and a few privacy-parameter sets.
+//!
+//! ```text
+//! cargo run -p veil-dp --example fuzz_seeds
+//! ```
+
+use std::path::Path;
+
+use veil_dp::ledger::{Ledger, RoundSpend};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    let dir = root.join("ledger_replay");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("three-rounds");
+    let _ = std::fs::remove_file(&path);
+    let mut ledger = Ledger::open(&path, 8.0, 1e-5)?;
+    for round in [1, 2, 5] {
+        ledger.record_round(&RoundSpend::new(round, 1.2, 0.05, 1.0, 40))?;
+    }
+    let dir = root.join("dp_parameters");
+    std::fs::create_dir_all(&dir)?;
+    for (i, (sigma, q, delta, steps)) in [
+        (1.0_f64, 0.01_f64, 1e-5_f64, 100_u16),
+        (0.5, 1.0, 1e-6, 1),
+        (10.0, 0.001, 1e-5, 10_000),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut b = Vec::new();
+        b.extend_from_slice(&sigma.to_le_bytes());
+        b.extend_from_slice(&q.to_le_bytes());
+        b.extend_from_slice(&delta.to_le_bytes());
+        b.extend_from_slice(&steps.to_le_bytes());
+        std::fs::write(dir.join(format!("params-{i}")), b)?;
+    }
+    println!("wrote fuzz/seeds/ledger_replay and fuzz/seeds/dp_parameters");
+    Ok(())
+}
