@@ -579,7 +579,7 @@ impl ClientSession {
         let mut y = s.input;
         prg::apply_masks(&plan, self.config.ring, &mut y)?;
         let packed = packing::pack(&y, self.config.ring);
-        held.insert(self.me, s.own.clone());
+        held.insert(self.me, s.own);
         Ok((
             AwaitSurvivors {
                 held,

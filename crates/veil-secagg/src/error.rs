@@ -72,9 +72,6 @@ pub enum Violation {
     /// Two neighbours advertised the same public key, or a participant used
     /// one key for both purposes.
     ReusedPublicKey(ParticipantId),
-    /// A share envelope that does not open, or whose content does not match
-    /// its sender, receiver or the receiver's x-coordinate.
-    BadShareEnvelope(ParticipantId),
     /// A signature over the survivor set that does not verify.
     BadConsistencySignature(ParticipantId),
     /// A survivor set that names a neighbour this client excluded or never

@@ -616,3 +616,127 @@ fn non_zero_padding_costs_only_the_sender() {
         )
     });
 }
+
+/// SecAgg+ (k = 4 of n = 8) so that some clients are not neighbours.
+fn plus() -> Simulation {
+    Simulation::new(params(8, 4, 3))
+}
+
+fn non_neighbour_of(sim: &Simulation, id: u32) -> u32 {
+    let g = sim.config.graph();
+    *sim.config
+        .participants
+        .iter()
+        .find(|v| **v != id && !g.are_neighbours(id, **v))
+        .unwrap()
+}
+
+/// Rewrites the first client message of `victim` that decodes as `tag`,
+/// through `f` on the decoded message.
+fn rewrite(
+    sim: &mut Simulation,
+    victim: u32,
+    tag: u8,
+    mut f: impl FnMut(&mut ClientMessage) + 'static,
+) {
+    let config = sim.config.clone();
+    let mut done = false;
+    sim.set_hook(move |d, _| {
+        if d.to_server && d.client == victim && !done && d.bytes[1] == tag {
+            done = true;
+            let mut m = client_msg(&d.bytes, &config);
+            f(&mut m);
+            return vec![Delivery::new(true, victim, m.encode(config.round))];
+        }
+        vec![d]
+    });
+}
+
+#[test]
+fn an_envelope_for_a_non_neighbour_costs_only_the_sender() {
+    let mut sim = plus();
+    let stranger = non_neighbour_of(&sim, 2);
+    rewrite(&mut sim, 2, 4, move |m| {
+        if let ClientMessage::ShareKeys(s) = m {
+            // Readdress one envelope (the count stays within the cap k).
+            s.entries[0].0 = stranger;
+            s.entries.sort_by_key(|(to, _)| *to);
+        }
+    });
+    let outcome = run_checked(sim);
+    assert_eq!(
+        violation_of(&dropped_for(&outcome, 2)),
+        Some(&Violation::NotANeighbour(stranger))
+    );
+    assert!(
+        !outcome
+            .result
+            .expect("round completes")
+            .included
+            .contains(&2)
+    );
+}
+
+#[test]
+fn commitments_not_matching_the_receivers_cost_only_the_sender() {
+    let mut sim = plus();
+    rewrite(&mut sim, 2, 4, |m| {
+        if let ClientMessage::ShareKeys(s) = m {
+            s.commitments.pop();
+        }
+    });
+    let outcome = run_checked(sim);
+    assert_eq!(
+        violation_of(&dropped_for(&outcome, 2)),
+        Some(&Violation::BadCommitments(2))
+    );
+    assert!(outcome.result.is_some());
+}
+
+#[test]
+fn excluding_a_peer_never_heard_from_costs_only_the_sender() {
+    let mut sim = plus();
+    let stranger = non_neighbour_of(&sim, 2);
+    rewrite(&mut sim, 2, 6, move |m| {
+        if let ClientMessage::MaskedInput(mi) = m {
+            mi.excluded.push(stranger);
+            mi.excluded.sort_unstable();
+        }
+    });
+    let outcome = run_checked(sim);
+    assert_eq!(
+        violation_of(&dropped_for(&outcome, 2)),
+        Some(&Violation::BadExclusion(stranger))
+    );
+    let result = outcome.result.expect("round completes");
+    assert!(!result.included.contains(&2));
+}
+
+#[test]
+fn a_share_at_another_x_coordinate_costs_only_the_sender() {
+    let mut sim = Simulation::new(params(6, 5, 4));
+    tamper(&mut sim, 2, 10, |b| {
+        // header 10, count 4, about 4, kind 1: the share's x is next (BE).
+        b[22] ^= 1;
+        vec![b.clone()]
+    });
+    let outcome = run_checked(sim);
+    assert!(matches!(
+        violation_of(&dropped_for(&outcome, 2)),
+        Some(Violation::WrongShareIndex(_))
+    ));
+    // Client 2 sent its masked input; its secrets come from the others.
+    assert_eq!(outcome.result.expect("round completes").included.len(), 6);
+}
+
+#[test]
+fn a_badly_signed_advertisement_costs_only_the_sender() {
+    let mut sim = Simulation::new(params(6, 5, 4));
+    tamper(&mut sim, 2, 2, |b| {
+        b[10] ^= 1; // first byte of the encryption key: the signature no longer covers it
+        vec![b.clone()]
+    });
+    costs_only_the_sender(sim, 2, |e| {
+        violation_of(e) == Some(&Violation::BadKeySignature(2))
+    });
+}

@@ -205,3 +205,121 @@ fn a_silent_round_times_out_on_the_server() {
         }))
     ));
 }
+
+/// Keys for `id`, validly signed: `(encryption, mask)` given as raw bytes.
+fn advertise(
+    key: &IdentitySigningKey,
+    id: u32,
+    encryption: [u8; 32],
+    mask: [u8; 32],
+) -> veil_secagg::messages::AdvertiseKeys {
+    use veil_crypto::agreement::AgreementPublicKey;
+    use veil_crypto::sign::SignatureDomain;
+    let (e, m) = (
+        AgreementPublicKey::from_bytes(encryption),
+        AgreementPublicKey::from_bytes(mask),
+    );
+    veil_secagg::messages::AdvertiseKeys {
+        encryption_key: e,
+        mask_key: m,
+        signature: key.sign(
+            SignatureDomain::ADVERTISE_KEYS,
+            &veil_secagg::messages::AdvertiseKeys::signed_message(9, id, &e, &m),
+        ),
+    }
+}
+
+fn encode(m: veil_secagg::messages::ClientMessage) -> Vec<u8> {
+    m.encode(9)
+}
+
+#[test]
+fn the_server_refuses_a_key_used_twice() {
+    use veil_secagg::messages::ClientMessage;
+    let (config, roster, keys, mut rng) = setup();
+    let now = Instant::now();
+    let mut s = ServerSession::new(config, &roster, now).unwrap();
+    let a = advertise(&keys[0], 0, [5; 32], [6; 32]);
+    s.handle_message(0, &encode(ClientMessage::AdvertiseKeys(a)), now, &mut rng)
+        .unwrap();
+    // Client 1 signs client 0's encryption key as its own.
+    let b = advertise(&keys[1], 1, [5; 32], [7; 32]);
+    let err = s
+        .handle_message(1, &encode(ClientMessage::AdvertiseKeys(b)), now, &mut rng)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Forbidden {
+            violation: Violation::ReusedPublicKey(1),
+            ..
+        }
+    ));
+    // Client 2 uses one key for both purposes.
+    let c = advertise(&keys[2], 2, [8; 32], [8; 32]);
+    let err = s
+        .handle_message(2, &encode(ClientMessage::AdvertiseKeys(c)), now, &mut rng)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Forbidden {
+            violation: Violation::ReusedPublicKey(2),
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
+    use veil_secagg::messages::NeighbourKeys;
+    let (config, roster, keys, mut rng) = setup();
+    let now = Instant::now();
+    let start = |rng: &mut ChaCha20Rng| {
+        ClientSession::new(
+            config.clone(),
+            0,
+            keys[0].clone(),
+            &roster,
+            vec![1; 4],
+            now,
+            rng,
+        )
+        .unwrap()
+    };
+    // Neighbours 1 and 2 advertise the same (validly signed) mask key.
+    let mut c = start(&mut rng);
+    let same = ServerMessage::NeighbourKeys(NeighbourKeys {
+        entries: vec![
+            (1, advertise(&keys[1], 1, [11; 32], [13; 32])),
+            (2, advertise(&keys[2], 2, [12; 32], [13; 32])),
+        ],
+    });
+    let err = c
+        .handle_message(&same.encode(9), now, &mut rng)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Forbidden {
+            violation: Violation::ReusedPublicKey(2),
+            ..
+        }
+    ));
+    // A participant that is not a neighbour (here: not in the round at all).
+    let mut c = start(&mut rng);
+    let stranger = ServerMessage::NeighbourKeys(NeighbourKeys {
+        entries: vec![
+            (1, advertise(&keys[1], 1, [11; 32], [13; 32])),
+            (7, advertise(&keys[2], 7, [12; 32], [14; 32])),
+        ],
+    });
+    let err = c
+        .handle_message(&stranger.encode(9), now, &mut rng)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        Error::Forbidden {
+            violation: Violation::NotANeighbour(7),
+            ..
+        }
+    ));
+    assert_eq!(c.phase(), Phase::Failed);
+}
