@@ -87,6 +87,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_target_is_reported() {
+        // Even noise multiplier 10^4 spends about 5e-4 in one full-batch
+        // round at delta 1e-5: a target of 1e-6 cannot be met.
+        assert_eq!(
+            noise_multiplier(1e-6, 1e-5, 1.0, 1),
+            Err(Error::CalibrationFailed {
+                target: 1e-6,
+                limit: MAX_NOISE_MULTIPLIER
+            })
+        );
+    }
+
+    #[test]
     fn bad_targets_are_refused() {
         assert!(noise_multiplier(0.0, 1e-5, 0.1, 10).is_err());
         assert!(noise_multiplier(f64::NAN, 1e-5, 0.1, 10).is_err());
