@@ -8,6 +8,7 @@
 
 mod abort;
 mod advertise;
+mod bounds;
 mod consistency;
 mod masked_input;
 mod round_config;
@@ -16,6 +17,7 @@ mod unmask;
 
 pub use abort::Abort;
 pub use advertise::{AdvertiseKeys, NeighbourKeys};
+pub use bounds::{MAX_ROUND_CONFIG_LEN, max_client_message_len, max_server_message_len};
 pub use consistency::{
     ConsistencySignature, ConsistencySignatures, SurvivorSet, survivor_set_message,
 };
