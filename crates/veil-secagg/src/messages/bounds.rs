@@ -24,7 +24,7 @@ const CONFIG_FIXED: u64 = 4 + 1 + 4 + 4 + 4 + 32;
 /// The largest RoundConfig any config can produce (65,534 participants):
 /// the cap for a client's first message, before it knows the round.
 pub const MAX_ROUND_CONFIG_LEN: usize =
-    HEADER_LEN + (CONFIG_FIXED + COUNT + ID * MAX_PARTICIPANTS as u64) as usize;
+    HEADER_LEN + 4 + 1 + 4 + 4 + 4 + 32 + 4 + 4 * MAX_PARTICIPANTS;
 
 fn header() -> u64 {
     HEADER_LEN as u64
