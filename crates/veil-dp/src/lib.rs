@@ -33,6 +33,7 @@
 
 pub mod calibrate;
 pub mod clip;
+pub mod contribution;
 pub mod dp_sgd;
 mod error;
 #[doc(hidden)]

@@ -226,6 +226,12 @@ impl ClientSession {
         self.config.round
     }
 
+    /// The round config.
+    #[must_use]
+    pub fn config(&self) -> &RoundConfig {
+        &self.config
+    }
+
     /// This client's id.
     #[must_use]
     pub fn id(&self) -> ParticipantId {

@@ -68,6 +68,16 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// The type of an encoded message, from its header alone (for logs and
+    /// routing; the message is not decoded or checked).
+    #[must_use]
+    pub fn peek(bytes: &[u8]) -> Option<Self> {
+        match bytes {
+            [PROTOCOL_VERSION, tag, ..] => Self::from_tag(*tag),
+            _ => None,
+        }
+    }
+
     fn from_tag(tag: u8) -> Option<Self> {
         Some(match tag {
             1 => Self::RoundConfig,

@@ -1,0 +1,254 @@
+//! The TOML configuration of `veil server` and `veil client`. Every field
+//! is documented in `examples/server.toml` and `examples/client.toml`.
+//! Relative paths are relative to the config file's directory. An error
+//! names the file and the field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The largest config file read.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// Reads and parses a TOML file.
+pub(crate) fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, String> {
+    let text =
+        veil_net::files::read_capped_string(path, MAX_CONFIG_FILE).map_err(|e| e.to_string())?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Resolves `p` against the directory of the config file.
+pub(crate) fn resolve(config: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Tls {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) roster: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerFile {
+    pub(crate) listen: SocketAddr,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) tls: Tls,
+    pub(crate) rounds: Rounds,
+    #[serde(default)]
+    pub(crate) secagg: SecAgg,
+    pub(crate) privacy: Option<Privacy>,
+    #[serde(default)]
+    pub(crate) limits: ServerLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rounds {
+    pub(crate) dimension: u32,
+    #[serde(default)]
+    pub(crate) rounds: u64,
+    #[serde(default = "one")]
+    pub(crate) sampling_rate: f64,
+    pub(crate) min_clients: usize,
+    pub(crate) max_clients: usize,
+    #[serde(default = "default_start_delay")]
+    pub(crate) start_delay_ms: u64,
+    #[serde(default = "default_phase_timeout")]
+    pub(crate) phase_timeout_ms: u64,
+    pub(crate) clip_norm: f64,
+    pub(crate) scale: f64,
+    #[serde(default = "one_f32")]
+    pub(crate) server_lr: f32,
+    #[serde(default)]
+    pub(crate) keep_sums: bool,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn one_f32() -> f32 {
+    1.0
+}
+fn default_start_delay() -> u64 {
+    2_000
+}
+fn default_phase_timeout() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecAgg {
+    #[serde(default = "default_dropout")]
+    pub(crate) expected_dropout: f64,
+    #[serde(default = "default_corrupt")]
+    pub(crate) corrupt_fraction: f64,
+    pub(crate) complete_graph_threshold: Option<u32>,
+}
+
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_corrupt() -> f64 {
+    0.05
+}
+
+impl Default for SecAgg {
+    fn default() -> Self {
+        Self {
+            expected_dropout: default_dropout(),
+            corrupt_fraction: default_corrupt(),
+            complete_graph_threshold: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Privacy {
+    pub(crate) noise_multiplier: f64,
+    pub(crate) delta: f64,
+    pub(crate) budget: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerLimits {
+    #[serde(default = "default_idle")]
+    pub(crate) idle_timeout_ms: u64,
+    #[serde(default = "default_max_connections")]
+    pub(crate) max_connections: usize,
+    #[serde(default = "default_handshake")]
+    pub(crate) handshake_timeout_ms: u64,
+}
+
+fn default_idle() -> u64 {
+    30_000
+}
+fn default_max_connections() -> usize {
+    1_000
+}
+fn default_handshake() -> u64 {
+    10_000
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout_ms: default_idle(),
+            max_connections: default_max_connections(),
+            handshake_timeout_ms: default_handshake(),
+        }
+    }
+}
+
+impl ServerLimits {
+    pub(crate) fn limits(&self) -> veil_net::tls::Limits {
+        veil_net::tls::Limits {
+            idle_timeout: ms(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
+
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        ms(self.handshake_timeout_ms)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientFile {
+    pub(crate) server: SocketAddr,
+    pub(crate) server_name: String,
+    pub(crate) tls: Tls,
+    pub(crate) identity: PathBuf,
+    #[serde(default = "default_max_dimension")]
+    pub(crate) max_dimension: u32,
+    pub(crate) max_rounds: Option<u64>,
+    #[serde(default)]
+    pub(crate) source: Source,
+    #[serde(default)]
+    pub(crate) backoff: BackoffFile,
+    #[serde(default = "default_idle")]
+    pub(crate) idle_timeout_ms: u64,
+}
+
+fn default_max_dimension() -> u32 {
+    1 << 24
+}
+
+/// Where the client's update comes from.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Source {
+    /// The deterministic synthetic update (veil_net::synthetic).
+    #[default]
+    Synthetic,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackoffFile {
+    #[serde(default = "default_initial")]
+    pub(crate) initial_ms: u64,
+    #[serde(default = "default_max_backoff")]
+    pub(crate) max_ms: u64,
+    #[serde(default = "default_connect")]
+    pub(crate) connect_timeout_ms: u64,
+    pub(crate) max_attempts: Option<u32>,
+}
+
+fn default_initial() -> u64 {
+    200
+}
+fn default_max_backoff() -> u64 {
+    10_000
+}
+fn default_connect() -> u64 {
+    5_000
+}
+
+impl Default for BackoffFile {
+    fn default() -> Self {
+        Self {
+            initial_ms: default_initial(),
+            max_ms: default_max_backoff(),
+            connect_timeout_ms: default_connect(),
+            max_attempts: None,
+        }
+    }
+}
+
+impl BackoffFile {
+    pub(crate) fn backoff(&self) -> veil_net::client::Backoff {
+        veil_net::client::Backoff {
+            initial: ms(self.initial_ms.max(1)),
+            max: ms(self.max_ms.max(self.initial_ms)),
+            connect_timeout: ms(self.connect_timeout_ms.max(1)),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+/// Checks a number against a rule; the message names the file and field.
+pub(crate) fn check(file: &Path, field: &str, ok: bool, rule: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{}: {field}: {rule}", file.display()))
+    }
+}

@@ -1,0 +1,482 @@
+//! The client runtime: connects (with retry and backoff), waits for a
+//! round's task and config, computes its input from the caller's
+//! [`UpdateSource`] (clip, quantise, noise: veil-dp), drives a
+//! [`ClientSession`], and waits for the next round (SPEC.md §12.4).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use veil_crypto::ParticipantId;
+use veil_crypto::sign::IdentitySigningKey;
+use veil_secagg::messages::{
+    MAX_ROUND_CONFIG_LEN, MessageType, ServerMessage, max_server_message_len,
+};
+use veil_secagg::{ClientEvent, ClientSession, Roster};
+
+use crate::conn::{Caps, ReadEvent, SEND_QUEUE, spawn_reader, spawn_writer};
+use crate::deployment::RosterFile;
+use crate::error::{Error, Result};
+use crate::frame::{FrameKind, encode_frame};
+use crate::pki::fingerprint;
+use crate::task::{TASK_FIXED_LEN, Task};
+use crate::tls::{Limits, client_config, close};
+
+/// Where a client's update comes from: local training (veil-learn), or
+/// any vector the caller supplies.
+pub trait UpdateSource: Send {
+    /// The client's update for `task` (a change to `task.model`), before
+    /// clipping. An error skips this round for this client.
+    ///
+    /// # Errors
+    /// Whatever prevents an update; the text is logged.
+    fn update(&mut self, task: &Task) -> core::result::Result<Vec<f32>, String>;
+}
+
+/// Reconnection with exponential backoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait.
+    pub initial: Duration,
+    /// The longest wait.
+    pub max: Duration,
+    /// How long one connection attempt may take.
+    pub connect_timeout: Duration,
+    /// Give up after this many consecutive failed attempts (`None`: never).
+    pub max_attempts: Option<u32>,
+}
+
+/// Everything a client needs.
+pub struct ClientOptions {
+    /// The server's address.
+    pub server: SocketAddr,
+    /// The name in the server's certificate.
+    pub server_name: String,
+    /// The deployment CA's certificates.
+    pub ca: Vec<CertificateDer<'static>>,
+    /// This client's certificate chain.
+    pub cert_chain: Vec<CertificateDer<'static>>,
+    /// This client's TLS key.
+    pub key: PrivateKeyDer<'static>,
+    /// This client's identity key (signs its advertised keys).
+    pub identity: IdentitySigningKey,
+    /// The deployment roster.
+    pub roster: RosterFile,
+    /// Connection limits.
+    pub limits: Limits,
+    /// The largest model this client accepts.
+    pub max_dimension: u32,
+    /// Reconnection policy.
+    pub backoff: Backoff,
+    /// Leave after this many completed rounds (`None`: until the server
+    /// finishes).
+    pub max_rounds: Option<u64>,
+}
+
+impl core::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("server", &self.server)
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a client run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientStop {
+    /// The server finished its rounds.
+    ServerDone,
+    /// This client completed its `max_rounds`.
+    RoundsDone,
+    /// The caller asked it to stop.
+    Shutdown,
+}
+
+/// A summary of a client run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientSummary {
+    /// Why it stopped.
+    pub reason: ClientStop,
+    /// This client's participant id.
+    pub id: ParticipantId,
+    /// Rounds it completed.
+    pub completed: u64,
+    /// Rounds that failed or aborted for it.
+    pub failed: u64,
+}
+
+/// Runs the client until the server finishes, `max_rounds` complete, or
+/// `shutdown` resolves.
+///
+/// # Errors
+/// [`Error::Config`] if this client's certificate or identity is not the
+/// roster's; [`Error::Connection`] if the server refuses the certificate at
+/// the handshake (not retried) or `max_attempts` connections fail.
+pub async fn run_client(
+    options: ClientOptions,
+    source: &mut dyn UpdateSource,
+    shutdown: impl Future<Output = ()>,
+) -> Result<ClientSummary> {
+    let cert = options
+        .cert_chain
+        .first()
+        .ok_or_else(|| Error::Config("no client certificate".into()))?;
+    let entry = options
+        .roster
+        .by_fingerprint(&fingerprint(cert))
+        .ok_or_else(|| Error::Config("this client's certificate is not in the roster".into()))?;
+    if entry.identity != hex::encode(options.identity.verifying_key().to_bytes()) {
+        return Err(Error::Config(format!(
+            "the identity key is not the roster's for {:?}",
+            entry.name
+        )));
+    }
+    let id = entry.id;
+    let bind: SocketAddr = if options.server.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .map_err(|_| Error::Config("bind address".into()))?;
+    let mut endpoint =
+        quinn::Endpoint::client(bind).map_err(|e| Error::Connection(e.to_string()))?;
+    endpoint.set_default_client_config(client_config(
+        &options.ca,
+        options.cert_chain.clone(),
+        options.key.clone_key(),
+        &options.limits,
+    )?);
+    let mut worker = Worker {
+        id,
+        roster: options.roster.protocol_roster(),
+        options: &options,
+        rng: ChaCha20Rng::from_rng(&mut rand::rng()),
+        completed: 0,
+        failed: 0,
+    };
+    let result = tokio::select! {
+        r = worker.run(&endpoint, source) => r,
+        () = shutdown => Ok(ClientStop::Shutdown),
+    };
+    endpoint.close(close::LEAVING.into(), b"client leaves");
+    let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+    Ok(ClientSummary {
+        reason: result?,
+        id,
+        completed: worker.completed,
+        failed: worker.failed,
+    })
+}
+
+struct Worker<'a> {
+    id: ParticipantId,
+    roster: Roster,
+    options: &'a ClientOptions,
+    rng: ChaCha20Rng,
+    completed: u64,
+    failed: u64,
+}
+
+enum Ended {
+    Stop(ClientStop),
+    Lost(String),
+}
+
+/// Whether a connection error is the peer refusing this client's
+/// credentials at the handshake (a TLS alert: QUIC crypto error codes
+/// 0x100..=0x1ff), which no retry can fix.
+fn refused_credentials(e: &quinn::ConnectionError) -> bool {
+    let crypto = |code: quinn::TransportErrorCode| (0x100..=0x1ff).contains(&u64::from(code));
+    match e {
+        quinn::ConnectionError::ConnectionClosed(c) => crypto(c.error_code),
+        quinn::ConnectionError::TransportError(t) => crypto(t.code),
+        _ => false,
+    }
+}
+
+impl Worker<'_> {
+    async fn run(
+        &mut self,
+        endpoint: &quinn::Endpoint,
+        source: &mut dyn UpdateSource,
+    ) -> Result<ClientStop> {
+        let backoff = self.options.backoff;
+        let mut failures = 0_u32;
+        loop {
+            let attempt = endpoint
+                .connect(self.options.server, &self.options.server_name)
+                .map_err(|e| Error::Connection(e.to_string()))?;
+            match tokio::time::timeout(backoff.connect_timeout, attempt).await {
+                Ok(Ok(conn)) => {
+                    failures = 0;
+                    info!(id = self.id, server = %self.options.server, "connected");
+                    match self.serve(&conn, source).await {
+                        Ended::Stop(stop) => {
+                            conn.close(close::LEAVING.into(), b"client leaves");
+                            return Ok(stop);
+                        }
+                        Ended::Lost(why) => warn!(id = self.id, "connection lost: {why}"),
+                    }
+                }
+                Ok(Err(e)) if refused_credentials(&e) => {
+                    return Err(Error::Connection(format!(
+                        "the server refused this client at the handshake: {e}"
+                    )));
+                }
+                Ok(Err(e)) => {
+                    failures = failures.saturating_add(1);
+                    debug!(id = self.id, "connection failed: {e}");
+                }
+                Err(_) => {
+                    failures = failures.saturating_add(1);
+                    debug!(id = self.id, "connection attempt timed out");
+                }
+            }
+            if backoff.max_attempts.is_some_and(|m| failures >= m) {
+                return Err(Error::Connection(format!(
+                    "no connection to {} after {failures} attempts",
+                    self.options.server
+                )));
+            }
+            let exp = failures.min(16);
+            let wait = backoff
+                .initial
+                .saturating_mul(1_u32 << exp.min(10))
+                .min(backoff.max);
+            // Jitter spreads reconnecting clients out.
+            let jitter = wait.mul_f64(rand::RngExt::random::<f64>(&mut self.rng) * 0.5);
+            tokio::time::sleep(wait.saturating_sub(jitter)).await;
+        }
+    }
+
+    /// Serves one connection until it ends.
+    async fn serve(&mut self, conn: &quinn::Connection, source: &mut dyn UpdateSource) -> Ended {
+        let (send, recv) = match conn.open_bi().await {
+            Ok(s) => s,
+            Err(e) => return Ended::Lost(e.to_string()),
+        };
+        let (queue, queue_rx) = mpsc::channel::<Arc<Vec<u8>>>(SEND_QUEUE);
+        let writer = spawn_writer(send, queue_rx);
+        let caps = Caps::refuse_all();
+        let max_d = usize::try_from(self.options.max_dimension).unwrap_or(usize::MAX);
+        caps.set(
+            FrameKind::Task,
+            Some(TASK_FIXED_LEN.saturating_add(max_d.saturating_mul(4))),
+        );
+        caps.set(FrameKind::SecAgg, Some(MAX_ROUND_CONFIG_LEN));
+        let (read_tx, mut read_rx) = mpsc::channel(4);
+        let reader = spawn_reader(recv, Arc::clone(&caps), (), read_tx);
+        let hello_sent = encode_frame(FrameKind::Hello, &[])
+            .is_ok_and(|hello| queue.try_send(Arc::new(hello)).is_ok());
+        let ended = if hello_sent {
+            self.rounds(conn, &caps, &queue, &mut read_rx, source).await
+        } else {
+            Ended::Lost("cannot send Hello".into())
+        };
+        reader.abort();
+        drop(queue);
+        let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+        ended
+    }
+
+    async fn rounds(
+        &mut self,
+        conn: &quinn::Connection,
+        caps: &Caps,
+        queue: &mpsc::Sender<Arc<Vec<u8>>>,
+        read_rx: &mut mpsc::Receiver<((), ReadEvent)>,
+        source: &mut dyn UpdateSource,
+    ) -> Ended {
+        let mut task: Option<Task> = None;
+        let mut session: Option<ClientSession> = None;
+        loop {
+            let deadline = session.as_ref().and_then(ClientSession::poll_timeout);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                e = read_rx.recv() => e,
+                () = sleep => {
+                    if let Some(s) = session.as_mut() {
+                        s.handle_timeout(Instant::now());
+                    }
+                    if let Some(end) = self.pump(&mut session, queue) {
+                        return end;
+                    }
+                    continue;
+                }
+            };
+            let Some(((), event)) = event else {
+                return Ended::Lost("reader ended".into());
+            };
+            match event {
+                ReadEvent::Closed(why) => {
+                    if let Some(quinn::ConnectionError::ApplicationClosed(c)) = conn.close_reason()
+                        && c.error_code == close::DONE.into()
+                    {
+                        info!(id = self.id, "the server finished its rounds");
+                        return Ended::Stop(ClientStop::ServerDone);
+                    }
+                    let reason = conn.close_reason().map_or(why, |r| r.to_string());
+                    return Ended::Lost(reason);
+                }
+                ReadEvent::Frame(FrameKind::Task, bytes) => {
+                    let max_d = usize::try_from(self.options.max_dimension).unwrap_or(usize::MAX);
+                    match Task::decode(&bytes, max_d) {
+                        Ok(t) => {
+                            debug!(id = self.id, round = t.round, "task received");
+                            if let Some(mut old) = session.take() {
+                                old.abort();
+                            }
+                            task = Some(t);
+                        }
+                        Err(e) => {
+                            conn.close(close::VIOLATION.into(), b"bad task");
+                            return Ended::Lost(format!("the server sent a bad task: {e}"));
+                        }
+                    }
+                }
+                ReadEvent::Frame(FrameKind::SecAgg, bytes) => {
+                    if let Some(s) = session.as_mut() {
+                        debug!(id = self.id, message = ?MessageType::peek(&bytes), "received");
+                        let _ = s.handle_message(&bytes, Instant::now(), &mut self.rng);
+                    } else if let Some(t) = task.take() {
+                        match self.start(&t, &bytes, source) {
+                            Ok(s) => {
+                                caps.set(
+                                    FrameKind::SecAgg,
+                                    Some(
+                                        max_server_message_len(s.config())
+                                            .max(MAX_ROUND_CONFIG_LEN),
+                                    ),
+                                );
+                                session = Some(s);
+                            }
+                            Err(e) => {
+                                self.failed = self.failed.saturating_add(1);
+                                warn!(id = self.id, round = t.round, "round skipped: {e}");
+                            }
+                        }
+                    } else {
+                        debug!(id = self.id, "message without a task ignored");
+                    }
+                }
+                ReadEvent::Frame(kind, _) => {
+                    conn.close(close::VIOLATION.into(), b"unexpected frame");
+                    return Ended::Lost(format!("the server sent an unexpected {kind:?} frame"));
+                }
+            }
+            if let Some(end) = self.pump(&mut session, queue) {
+                return end;
+            }
+        }
+    }
+
+    /// Starts a session from the round config in `bytes` and the task.
+    fn start(
+        &mut self,
+        task: &Task,
+        bytes: &[u8],
+        source: &mut dyn UpdateSource,
+    ) -> Result<ClientSession> {
+        let (round, message) = ServerMessage::decode(bytes, None)?;
+        let ServerMessage::RoundConfig(config) = message else {
+            return Err(Error::Frame("expected the round config"));
+        };
+        if round != task.round || config.d() != task.model.len() {
+            return Err(Error::Frame("the config does not match the task"));
+        }
+        let started = Instant::now();
+        let mut update = source.update(task).map_err(Error::Source)?;
+        if update.len() != task.model.len() {
+            return Err(Error::Source(format!(
+                "update has {} values, the model {}",
+                update.len(),
+                task.model.len()
+            )));
+        }
+        let contribution = veil_dp::contribution::contribute(
+            &mut update,
+            task.clip_norm,
+            task.scale,
+            config.ring.bits(),
+            task.noise_variance,
+            &mut self.rng,
+        )?;
+        info!(
+            id = self.id,
+            round,
+            training_round = task.training_round,
+            pre_clip_norm = contribution.pre_clip_norm,
+            ms = started.elapsed().as_millis() as u64,
+            "input ready"
+        );
+        Ok(ClientSession::new(
+            config,
+            self.id,
+            self.options.identity.clone(),
+            &self.roster,
+            contribution.input,
+            Instant::now(),
+            &mut self.rng,
+        )?)
+    }
+
+    /// Sends what the session queued and handles its events; `Some` ends
+    /// the connection.
+    fn pump(
+        &mut self,
+        session: &mut Option<ClientSession>,
+        queue: &mpsc::Sender<Arc<Vec<u8>>>,
+    ) -> Option<Ended> {
+        let s = session.as_mut()?;
+        while let Some(bytes) = s.poll_transmit() {
+            debug!(id = self.id, message = ?MessageType::peek(&bytes), "sending");
+            let Ok(frame) = encode_frame(FrameKind::SecAgg, &bytes) else {
+                return Some(Ended::Lost("message too long to frame".into()));
+            };
+            if queue.try_send(Arc::new(frame)).is_err() {
+                return Some(Ended::Lost("the send queue is full".into()));
+            }
+        }
+        let mut finished = false;
+        while let Some(event) = s.poll_event() {
+            match event {
+                ClientEvent::Completed => {
+                    self.completed = self.completed.saturating_add(1);
+                    info!(id = self.id, round = s.round(), "round completed");
+                    finished = true;
+                }
+                ClientEvent::Aborted(e) => {
+                    self.failed = self.failed.saturating_add(1);
+                    warn!(id = self.id, round = s.round(), "round ended: {e}");
+                    finished = true;
+                }
+                ClientEvent::PhaseCompleted(phase) => {
+                    debug!(id = self.id, round = s.round(), ?phase, "phase done");
+                }
+                _ => {}
+            }
+        }
+        if finished {
+            *session = None;
+            if self.options.max_rounds.is_some_and(|m| self.completed >= m) {
+                return Some(Ended::Stop(ClientStop::RoundsDone));
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,225 @@
+//! What the server persists so that a crash loses at most the round in
+//! progress (SPEC.md §12.5): the round counters, the global model
+//! checkpoint, the privacy ledger (veil-dp) and a per-round record.
+//!
+//! Layout of the state directory:
+//! - `state.json`: `{"released_rounds", "next_round_id", "dimension"}`,
+//!   replaced atomically;
+//! - `model.safetensors`: the global model, one f32 tensor `model` of shape
+//!   `[d]`, replaced atomically (loadable by candle and by PyTorch's
+//!   safetensors);
+//! - `ledger.jsonl`: the privacy ledger, appended and synced;
+//! - `rounds.jsonl`: one JSON line per round: released or aborted, who took
+//!   part, bytes, phase durations;
+//! - `sums/round-NNNNNN.u64le`: each released sum (if kept), little-endian
+//!   `u64` ring elements.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, bad_file, io_err};
+use crate::files;
+
+/// The counters that survive a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counters {
+    /// Training rounds released so far; the next one is this plus one.
+    pub released_rounds: u64,
+    /// The next protocol round id. Every started round takes a fresh one,
+    /// persisted before the round starts, so no id is used twice even
+    /// across crashes.
+    pub next_round_id: u64,
+    /// The model dimension.
+    pub dimension: u32,
+}
+
+/// The server's state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// What a state directory held when opened.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The counters.
+    pub counters: Counters,
+    /// The global model.
+    pub model: Vec<f32>,
+    /// Whether anything was restored (false for a new directory).
+    pub resumed: bool,
+}
+
+impl StateDir {
+    /// Opens (creating if needed) a state directory for a model of
+    /// `dimension` parameters; a new one starts from a zero model.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] or [`crate::Error::BadFile`] naming the file; a
+    /// directory made for another dimension is refused.
+    pub fn open(root: &Path, dimension: u32) -> Result<(Self, Restored)> {
+        std::fs::create_dir_all(root.join("sums")).map_err(io_err(root))?;
+        let dir = Self {
+            root: root.to_owned(),
+        };
+        let state_path = dir.state_path();
+        if !state_path.exists() {
+            let counters = Counters {
+                released_rounds: 0,
+                next_round_id: 1,
+                dimension,
+            };
+            let model = vec![0.0; usize::try_from(dimension).unwrap_or(0)];
+            dir.save_model(&model)?;
+            dir.save_counters(&counters)?;
+            return Ok((
+                dir,
+                Restored {
+                    counters,
+                    model,
+                    resumed: false,
+                },
+            ));
+        }
+        let text = files::read_capped_string(&state_path, 4096)?;
+        let counters: Counters =
+            serde_json::from_str(&text).map_err(|e| bad_file(&state_path, e.to_string()))?;
+        if counters.dimension != dimension {
+            return Err(bad_file(
+                &state_path,
+                format!(
+                    "was made for dimension {}, not {dimension}",
+                    counters.dimension
+                ),
+            ));
+        }
+        let model = load_model(&dir.model_path(), dimension)?;
+        Ok((
+            dir,
+            Restored {
+                counters,
+                model,
+                resumed: true,
+            },
+        ))
+    }
+
+    /// The directory.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    /// The model checkpoint's path.
+    #[must_use]
+    pub fn model_path(&self) -> PathBuf {
+        self.root.join("model.safetensors")
+    }
+
+    /// The privacy ledger's path.
+    #[must_use]
+    pub fn ledger_path(&self) -> PathBuf {
+        self.root.join("ledger.jsonl")
+    }
+
+    /// The per-round record's path.
+    #[must_use]
+    pub fn rounds_path(&self) -> PathBuf {
+        self.root.join("rounds.jsonl")
+    }
+
+    /// Where the sum of training round `training_round` is kept.
+    #[must_use]
+    pub fn sum_path(&self, training_round: u64) -> PathBuf {
+        self.root
+            .join("sums")
+            .join(format!("round-{training_round:06}.u64le"))
+    }
+
+    /// Replaces the counters atomically.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn save_counters(&self, counters: &Counters) -> Result<()> {
+        let path = self.state_path();
+        let text = serde_json::to_string(counters).map_err(|e| bad_file(&path, e.to_string()))?;
+        files::write_atomic(&path, text.as_bytes(), false)
+    }
+
+    /// Replaces the model checkpoint atomically.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn save_model(&self, model: &[f32]) -> Result<()> {
+        let path = self.model_path();
+        let bytes: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let view = TensorView::new(Dtype::F32, vec![model.len()], &bytes)
+            .map_err(|e| bad_file(&path, e.to_string()))?;
+        let encoded = safetensors::serialize([("model", view)], None)
+            .map_err(|e| bad_file(&path, e.to_string()))?;
+        files::write_atomic(&path, &encoded, false)
+    }
+
+    /// Writes a released sum.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn save_sum(&self, training_round: u64, sum: &[u64]) -> Result<()> {
+        let bytes: Vec<u8> = sum.iter().flat_map(|v| v.to_le_bytes()).collect();
+        files::write_atomic(&self.sum_path(training_round), &bytes, false)
+    }
+
+    /// Appends one JSON line to `rounds.jsonl`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn append_round(&self, record: &impl Serialize) -> Result<()> {
+        let path = self.rounds_path();
+        let mut line = serde_json::to_vec(record).map_err(|e| bad_file(&path, e.to_string()))?;
+        line.push(b'\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.write_all(&line).map_err(io_err(&path))?;
+        file.sync_data().map_err(io_err(&path))
+    }
+}
+
+/// Reads a model checkpoint written by [`StateDir::save_model`].
+///
+/// # Errors
+/// [`crate::Error::BadFile`] naming the file if it is not a safetensors file
+/// with one f32 tensor `model` of shape `[dimension]`.
+pub fn load_model(path: &Path, dimension: u32) -> Result<Vec<f32>> {
+    let d = usize::try_from(dimension).unwrap_or(usize::MAX);
+    let cap = u64::from(dimension)
+        .saturating_mul(4)
+        .saturating_add(1 << 16);
+    let bytes = files::read_capped(path, cap)?;
+    let tensors =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad_file(path, e.to_string()))?;
+    let view = tensors
+        .tensor("model")
+        .map_err(|e| bad_file(path, e.to_string()))?;
+    if view.dtype() != Dtype::F32 || view.shape() != [d] {
+        return Err(bad_file(
+            path,
+            format!("tensor `model` must be f32 of shape [{d}]"),
+        ));
+    }
+    Ok(view
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap_or([0; 4])))
+        .collect())
+}
