@@ -1,1 +1,696 @@
-//! placeholder
+//! End-to-end rounds over real QUIC on 127.0.0.1, with the `veil` binary as
+//! separate server and client processes (issue: veil-net).
+//!
+//! Every client sends the deterministic synthetic update of
+//! `veil_net::synthetic`, so each released sum (kept by the server under
+//! `sums/`) is compared with the sum recomputed here over the clients the
+//! server reports as included. Waits are liveness bounds, not timings.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const VEIL: &str = env!("CARGO_BIN_EXE_veil");
+const LIVENESS: Duration = Duration::from_secs(120);
+
+struct Deployment {
+    dir: tempfile::TempDir,
+    clients: Vec<String>,
+    port: u16,
+}
+
+fn veil(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(VEIL)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "veil {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct ServerSettings {
+    dimension: u32,
+    rounds: u64,
+    phase_timeout_ms: u64,
+    threshold: u32,
+    min_clients: usize,
+    privacy: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            dimension: 300,
+            rounds: 3,
+            phase_timeout_ms: 3_000,
+            threshold: 0,
+            min_clients: 3,
+            privacy: false,
+        }
+    }
+}
+
+impl Deployment {
+    fn new(n: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        veil(dir.path(), &["certs", "init", "--dir", "certs"]);
+        veil(
+            dir.path(),
+            &["certs", "issue", "--dir", "certs", "--server", "localhost"],
+        );
+        let clients: Vec<String> = (1..=n).map(|i| format!("client-{i}")).collect();
+        for c in &clients {
+            veil(
+                dir.path(),
+                &["certs", "issue", "--dir", "certs", "--client", c],
+            );
+        }
+        Self {
+            dir,
+            clients,
+            port: free_port(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write_server_config(&self, s: &ServerSettings) {
+        let threshold = if s.threshold > 0 {
+            format!("complete_graph_threshold = {}", s.threshold)
+        } else {
+            format!("complete_graph_threshold = {}", self.clients.len() / 2 + 1)
+        };
+        let privacy = if s.privacy {
+            "[privacy]\nnoise_multiplier = 1.0\ndelta = 1e-5\nbudget = 50.0\n"
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"listen = "127.0.0.1:{port}"
+state_dir = "state"
+[tls]
+ca = "certs/ca.pem"
+cert = "certs/server.pem"
+key = "certs/server.key"
+roster = "certs/roster.toml"
+[rounds]
+dimension = {d}
+rounds = {rounds}
+sampling_rate = 1.0
+min_clients = {min}
+max_clients = 100
+start_delay_ms = 5000
+phase_timeout_ms = {timeout}
+clip_norm = 100.0
+scale = 1024.0
+keep_sums = true
+[secagg]
+{threshold}
+{privacy}
+[limits]
+idle_timeout_ms = 3000
+handshake_timeout_ms = 3000
+"#,
+            port = self.port,
+            d = s.dimension,
+            rounds = s.rounds,
+            min = s.min_clients,
+            timeout = s.phase_timeout_ms,
+        );
+        std::fs::write(self.path().join("server.toml"), text).unwrap();
+    }
+
+    fn write_client_config(&self, name: &str, cert_dir: &str) {
+        let text = format!(
+            r#"server = "127.0.0.1:{port}"
+server_name = "localhost"
+identity = "{cert_dir}/{name}.identity"
+idle_timeout_ms = 2000
+[tls]
+ca = "certs/ca.pem"
+cert = "{cert_dir}/{name}.pem"
+key = "{cert_dir}/{name}.key"
+roster = "certs/roster.toml"
+[backoff]
+initial_ms = 100
+max_ms = 1000
+connect_timeout_ms = 1000
+max_attempts = 100
+"#,
+            port = self.port
+        );
+        std::fs::write(self.path().join(format!("{name}.toml")), text).unwrap();
+    }
+
+    fn spawn(&self, args: &[&str], log: &str) -> Child {
+        let log = std::fs::File::create(self.path().join(log)).unwrap();
+        Command::new(VEIL)
+            .args(args)
+            .current_dir(self.path())
+            .env("RUST_LOG", "veil_net=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn spawn_server(&self) -> Child {
+        self.spawn(&["server", "--config", "server.toml"], "server.log")
+    }
+
+    fn spawn_client(&self, name: &str) -> Child {
+        if !self.path().join(format!("{name}.toml")).exists() {
+            self.write_client_config(name, "certs");
+        }
+        self.spawn(
+            &["client", "--config", &format!("{name}.toml")],
+            &format!("{name}.log"),
+        )
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).unwrap_or_default()
+    }
+
+    fn rounds(&self) -> Vec<Value> {
+        let text =
+            std::fs::read_to_string(self.path().join("state/rounds.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Polls `cond` until it holds; on a liveness failure, shows the logs.
+    fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            if start.elapsed() > LIVENESS {
+                panic!(
+                    "gave up waiting for {what}; server log:\n{}",
+                    self.log("server.log")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_exit(&self, child: &mut Child, what: &str) -> (bool, String) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut out = String::new();
+                if let Some(stdout) = child.stdout.take() {
+                    for line in BufReader::new(stdout).lines() {
+                        out.push_str(&line.unwrap());
+                        out.push('\n');
+                    }
+                }
+                return (status.success(), out);
+            }
+            if start.elapsed() > LIVENESS {
+                let _ = child.kill();
+                panic!(
+                    "{what} did not exit; server log:\n{}",
+                    self.log("server.log")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The participant id of each client name (roster order: client-1 is 0).
+    fn name_of(&self, id: u64) -> &str {
+        &self.clients[usize::try_from(id).unwrap()]
+    }
+
+    /// Checks a released round's kept sum against the synthetic updates of
+    /// the clients it includes.
+    fn check_sum(&self, record: &Value, dimension: usize) {
+        let training_round = record["training_round"].as_u64().unwrap();
+        let bits = record["ring_bits"].as_u64().unwrap();
+        let mask = u64::MAX >> (64 - bits);
+        let mut expected = vec![0_u64; dimension];
+        for id in record["included"].as_array().unwrap() {
+            let name = self.name_of(id.as_u64().unwrap());
+            for (e, k) in expected.iter_mut().zip(veil_net::synthetic::integers(
+                name,
+                training_round,
+                dimension,
+            )) {
+                *e = e.wrapping_add(k as u64) & mask;
+            }
+        }
+        let bytes = std::fs::read(
+            self.path()
+                .join(format!("state/sums/round-{training_round:06}.u64le")),
+        )
+        .unwrap();
+        let got: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(got, expected, "round {training_round}: released sum");
+    }
+}
+
+fn released(rounds: &[Value]) -> Vec<&Value> {
+    rounds
+        .iter()
+        .filter(|r| r["outcome"] == "released")
+        .collect()
+}
+
+fn ids(record: &Value, field: &str) -> Vec<u64> {
+    record[field]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn ten_clients_three_rounds_release_exact_sums() {
+    let dep = Deployment::new(10);
+    let settings = ServerSettings::default();
+    dep.write_server_config(&settings);
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients.iter().map(|c| dep.spawn_client(c)).collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "server failed: {out}\n{}", dep.log("server.log"));
+    assert!(out.contains("3 training rounds released"), "{out}");
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 3);
+    for (i, r) in rel.iter().enumerate() {
+        assert_eq!(r["training_round"].as_u64().unwrap(), i as u64 + 1);
+        assert_eq!(ids(r, "included").len(), 10, "no client dropped: {r}");
+        dep.check_sum(r, 300);
+    }
+    for (name, child) in dep.clients.iter().zip(&mut clients) {
+        let (ok, out) = dep.wait_exit(child, name);
+        assert!(ok, "{name}: {}", dep.log(&format!("{name}.log")));
+        assert!(out.contains("3 rounds completed"), "{name}: {out}");
+    }
+}
+
+/// Starts `name` with a fault that makes it go silent at `point` of the
+/// first round.
+fn spawn_faulty(dep: &Deployment, name: &str, point: &str) -> Child {
+    if !dep.path().join(format!("{name}.toml")).exists() {
+        dep.write_client_config(name, "certs");
+    }
+    dep.spawn(
+        &[
+            "client",
+            "--config",
+            &format!("{name}.toml"),
+            "--fault-stall-after",
+            point,
+        ],
+        &format!("{name}.log"),
+    )
+}
+
+/// Once `name` has gone silent at its fault point, kills it (SIGKILL: no
+/// QUIC close is sent): a client killed at a known phase.
+fn kill_when_stalled(dep: &Deployment, name: &str, mut child: Child) {
+    dep.wait_for(&format!("{name} to stall"), || {
+        dep.log(&format!("{name}.log")).contains("fault injected")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn kill_at(dep: &Deployment, name: &str, point: &str) {
+    let child = spawn_faulty(dep, name, point);
+    kill_when_stalled(dep, name, child);
+}
+
+#[test]
+fn clients_killed_mid_round_drop_out_and_the_sum_is_still_exact() {
+    let dep = Deployment::new(10);
+    dep.write_server_config(&ServerSettings {
+        rounds: 2,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let killed = ["client-3", "client-7"];
+    let mut clients: Vec<Child> = dep
+        .clients
+        .iter()
+        .filter(|c| !killed.contains(&c.as_str()))
+        .map(|c| dep.spawn_client(c))
+        .collect();
+    // client-3 dies after advertising its keys, before sharing its
+    // secrets; client-7 after sharing them, before its masked input, so
+    // its pairwise masks are in its neighbours' inputs and must be removed
+    // with its reconstructed key.
+    let late = spawn_faulty(&dep, "client-7", "share-keys");
+    kill_at(&dep, "client-3", "advertise-keys");
+    // client-7 is killed only once the share phase has closed without
+    // client-3, so it is lost in the masked-input phase.
+    dep.wait_for("the share phase to close", || {
+        dep.log("server.log")
+            .contains("phase done round=1 phase=ShareKeys")
+    });
+    kill_when_stalled(&dep, "client-7", late);
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "server failed: {out}\n{}", dep.log("server.log"));
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 2, "{rounds:?}");
+    let first = rel[0];
+    assert_eq!(ids(first, "participants").len(), 10);
+    let included = ids(first, "included");
+    assert_eq!(included, vec![0, 1, 3, 4, 5, 7, 8, 9], "{first}");
+    let log = dep.log("server.log");
+    assert!(
+        log.contains("participant dropped round=1 participant=2 phase=ShareKeys"),
+        "{log}"
+    );
+    assert!(
+        log.contains("participant dropped round=1 participant=6 phase=MaskedInput"),
+        "{log}"
+    );
+    for r in &rel {
+        dep.check_sum(r, 300);
+    }
+    // The next round runs with the survivors only.
+    assert_eq!(ids(rel[1], "participants").len(), 8, "{}", rel[1]);
+    for child in &mut clients {
+        let (ok, _) = dep.wait_exit(child, "client");
+        assert!(ok);
+    }
+}
+
+#[test]
+fn too_few_survivors_abort_the_round_and_the_next_one_starts() {
+    let dep = Deployment::new(5);
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        threshold: 5,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients[..4]
+        .iter()
+        .map(|c| dep.spawn_client(c))
+        .collect();
+    // With t = 5 of 5, one client lost after advertising leaves 4 < t.
+    kill_at(&dep, "client-5", "advertise-keys");
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "server failed: {out}\n{}", dep.log("server.log"));
+    let rounds = dep.rounds();
+    assert_eq!(rounds[0]["outcome"], "aborted", "{rounds:?}");
+    assert_eq!(rounds[0]["training_round"], 1);
+    assert!(
+        !dep.path().join("state/sums/round-000001.u64le").exists()
+            || rounds.iter().any(|r| r["outcome"] == "released"),
+        "nothing is kept for the aborted round"
+    );
+    // The next round, with the 4 left, releases training round 1.
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 1, "{rounds:?}");
+    assert!(rel[0]["round_id"].as_u64() > rounds[0]["round_id"].as_u64());
+    assert_eq!(ids(rel[0], "included"), vec![0, 1, 2, 3]);
+    dep.check_sum(rel[0], 300);
+    for child in &mut clients {
+        let (ok, _) = dep.wait_exit(child, "client");
+        assert!(ok);
+    }
+}
+
+#[test]
+fn server_killed_after_round_two_resumes_at_round_three_with_model_and_ledger() {
+    // A fifth roster client never connects, so the server waits its start
+    // delay (5 s) before each round: the kill lands between rounds 2 and 3.
+    let dep = Deployment::new(5);
+    dep.write_server_config(&ServerSettings {
+        rounds: 3,
+        privacy: true,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients[..4]
+        .iter()
+        .map(|c| dep.spawn_client(c))
+        .collect();
+    dep.wait_for("round 2 to be released", || {
+        released(&dep.rounds())
+            .iter()
+            .any(|r| r["training_round"] == 2)
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let model_after_2 = std::fs::read(dep.path().join("state/model.safetensors")).unwrap();
+    let ledger_after_2 = std::fs::read_to_string(dep.path().join("state/ledger.jsonl")).unwrap();
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(dep.path().join("state/state.json")).unwrap(),
+    )
+    .unwrap();
+    let released_before = released(&dep.rounds()).len();
+    assert_eq!(state["released_rounds"], released_before as u64);
+    assert_eq!(released_before, 2);
+
+    let mut server = dep.spawn_server();
+    let (ok, out) = dep.wait_exit(&mut server, "restarted server");
+    assert!(ok, "{out}\n{}", dep.log("server.log"));
+    assert!(dep.log("server.log").contains("resumed from"));
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(
+        rel.iter()
+            .map(|r| r["training_round"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    // The ledger kept its first two lines and added round 3.
+    let ledger = std::fs::read_to_string(dep.path().join("state/ledger.jsonl")).unwrap();
+    assert!(ledger.starts_with(&ledger_after_2));
+    assert_eq!(ledger.lines().count(), 3);
+    let summary = veil_dp::ledger::replay(&dep.path().join("state/ledger.jsonl")).unwrap();
+    assert_eq!(summary.rounds, 3);
+    // The model is round 2's plus round 3's mean update.
+    let third = rel[2];
+    let sum: Vec<u64> = std::fs::read(dep.path().join("state/sums/round-000003.u64le"))
+        .unwrap()
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let mean = veil_dp::contribution::mean_update(
+        &sum,
+        1024.0,
+        u32::try_from(third["ring_bits"].as_u64().unwrap()).unwrap(),
+        ids(third, "included").len(),
+    )
+    .unwrap();
+    let before = veil_net::state::load_model_bytes(&model_after_2, 300).unwrap();
+    let after =
+        veil_net::state::load_model(&dep.path().join("state/model.safetensors"), 300).unwrap();
+    let expected: Vec<f32> = before.iter().zip(&mean).map(|(w, u)| w + u).collect();
+    assert_eq!(after, expected);
+    for child in &mut clients {
+        let (ok, _) = dep.wait_exit(child, "client");
+        assert!(ok);
+    }
+}
+
+#[test]
+fn foreign_and_unlisted_certificates_are_refused_at_the_handshake() {
+    let dep = Deployment::new(3);
+    // A client from another CA, and one from the right CA but not in the
+    // roster (the roster is restored after issuing it).
+    veil(dep.path(), &["certs", "init", "--dir", "other"]);
+    veil(
+        dep.path(),
+        &["certs", "issue", "--dir", "other", "--client", "intruder"],
+    );
+    let roster = std::fs::read(dep.path().join("certs/roster.toml")).unwrap();
+    veil(
+        dep.path(),
+        &["certs", "issue", "--dir", "certs", "--client", "unlisted"],
+    );
+    std::fs::write(dep.path().join("certs/roster.toml"), roster).unwrap();
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+
+    // The intruder's own roster check would stop it before connecting, so
+    // it is given a roster that lists it: only the server can refuse it.
+    let fake = dep.path().join("fake");
+    std::fs::create_dir(&fake).unwrap();
+    for (name, dir) in [("intruder", "other"), ("unlisted", "certs")] {
+        let mut roster =
+            veil_net::deployment::RosterFile::load(&dep.path().join("certs/roster.toml")).unwrap();
+        let id =
+            veil_net::deployment::load_identity(&dep.path().join(format!("{dir}/{name}.identity")))
+                .unwrap();
+        let fp =
+            veil_net::pki::fingerprint_file(&dep.path().join(format!("{dir}/{name}.pem"))).unwrap();
+        roster.add(name, &id.verifying_key(), &fp).unwrap();
+        let roster_path = fake.join(format!("{name}-roster.toml"));
+        roster.save(&roster_path).unwrap();
+        dep.write_client_config(name, dir);
+        let config = dep.path().join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "roster = \"certs/roster.toml\"",
+            &format!("roster = \"fake/{name}-roster.toml\""),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut child = dep.spawn_client(name);
+        let (ok, _) = dep.wait_exit(&mut child, name);
+        assert!(!ok, "{name} must be refused");
+        let log = dep.log(&format!("{name}.log"));
+        assert!(
+            log.contains("refused this client at the handshake"),
+            "{name}: {log}"
+        );
+    }
+    // The server goes on with the roster's clients.
+    let mut clients: Vec<Child> = dep.clients.iter().map(|c| dep.spawn_client(c)).collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}");
+    let rel = released(&dep.rounds()).len();
+    assert_eq!(rel, 1);
+    assert!(
+        !dep.log("server.log")
+            .contains("client connected participant=3")
+    );
+    for child in &mut clients {
+        let (ok, _) = dep.wait_exit(child, "client");
+        assert!(ok);
+    }
+}
+
+/// A hand-driven client: real TLS with a roster certificate, then frames
+/// of the test's choosing.
+async fn rogue_connect(
+    dep: &Deployment,
+    name: &str,
+) -> (
+    quinn::Endpoint,
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+) {
+    let certs = dep.path().join("certs");
+    let ca = veil_net::pki::load_certs(&certs.join("ca.pem")).unwrap();
+    let chain = veil_net::pki::load_certs(&certs.join(format!("{name}.pem"))).unwrap();
+    let key = veil_net::pki::load_key(&certs.join(format!("{name}.key"))).unwrap();
+    let limits = veil_net::tls::Limits {
+        idle_timeout: Duration::from_secs(5),
+        max_connections: 1,
+    };
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint
+        .set_default_client_config(veil_net::tls::client_config(&ca, chain, key, &limits).unwrap());
+    let addr: SocketAddr = format!("127.0.0.1:{}", dep.port).parse().unwrap();
+    let conn = loop {
+        match endpoint.connect(addr, "localhost").unwrap().await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let (mut send, recv) = conn.open_bi().await.unwrap();
+    let hello = veil_net::frame::encode_frame(veil_net::frame::FrameKind::Hello, &[]).unwrap();
+    send.write_all(&hello).await.unwrap();
+    (endpoint, conn, send, recv)
+}
+
+/// Waits for the task and the round config, then sends `bad`; returns how
+/// the server closed the connection.
+async fn misbehave(dep: &Deployment, name: &str, bad: Vec<u8>) -> String {
+    let (_endpoint, conn, mut send, mut recv) = rogue_connect(dep, name).await;
+    let caps = |_| Some(64 << 20);
+    let mut seen = 0;
+    while seen < 2 {
+        match veil_net::frame::read_frame(&mut recv, caps).await {
+            Ok(Some(_)) => seen += 1,
+            other => panic!("no round reached the rogue client: {other:?}"),
+        }
+    }
+    send.write_all(&bad).await.unwrap();
+    let reason = tokio::time::timeout(LIVENESS, conn.closed()).await.unwrap();
+    reason.to_string()
+}
+
+#[test]
+fn oversized_and_malformed_frames_cost_only_the_sender() {
+    let dep = Deployment::new(6);
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients[..4]
+        .iter()
+        .map(|c| dep.spawn_client(c))
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // client-5 claims a 1 GiB frame; client-6 sends a well-sized frame of
+    // garbage. Neither is buffered or decoded into the round.
+    let mut oversized = vec![3_u8];
+    oversized.extend_from_slice(&(1_u32 << 30).to_be_bytes());
+    oversized.extend_from_slice(&[0; 64]);
+    let garbage =
+        veil_net::frame::encode_frame(veil_net::frame::FrameKind::SecAgg, &[0xEE; 40]).unwrap();
+    let dep = Arc::new(dep);
+    let (a, b) = rt.block_on(async {
+        tokio::join!(
+            misbehave(&dep, "client-5", oversized),
+            misbehave(&dep, "client-6", garbage)
+        )
+    });
+    assert!(
+        a.contains("code 1") || a.contains("closed"),
+        "oversized: {a}"
+    );
+    assert!(
+        b.contains("code 1") || b.contains("closed"),
+        "malformed: {b}"
+    );
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}\n{}", dep.log("server.log"));
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 1, "{rounds:?}");
+    assert_eq!(ids(rel[0], "participants").len(), 6);
+    assert_eq!(ids(rel[0], "included"), vec![0, 1, 2, 3]);
+    dep.check_sum(rel[0], 300);
+    let log = dep.log("server.log");
+    assert!(log.contains("frame longer than its cap"), "{log}");
+    for child in &mut clients {
+        let (ok, _) = dep.wait_exit(child, "client");
+        assert!(ok);
+    }
+}

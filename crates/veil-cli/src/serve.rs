@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use veil_net::client::{ClientOptions, ClientStop, run_client};
+use veil_net::client::{ClientOptions, ClientStop, Fault, run_client};
 use veil_net::deployment::{RosterFile, load_identity};
 use veil_net::pki::{load_certs, load_key};
 use veil_net::server::{
     PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
 };
 use veil_net::synthetic::SyntheticSource;
+use veil_secagg::messages::MessageType;
 
 use crate::config::{self, ClientFile, ServerFile, Source, check, resolve};
 
@@ -42,6 +43,22 @@ pub(crate) struct ClientArgs {
     /// Overrides `max_rounds`.
     #[arg(long)]
     max_rounds: Option<u64>,
+    /// Testing only: go silent in the first round once this message is
+    /// received or sent (round-config, advertise-keys, share-keys,
+    /// masked-input, consistency-signature).
+    #[arg(long, hide = true, value_parser = parse_fault)]
+    fault_stall_after: Option<MessageType>,
+}
+
+fn parse_fault(s: &str) -> Result<MessageType, String> {
+    Ok(match s {
+        "round-config" => MessageType::RoundConfig,
+        "advertise-keys" => MessageType::AdvertiseKeys,
+        "share-keys" => MessageType::ShareKeys,
+        "masked-input" => MessageType::MaskedInput,
+        "consistency-signature" => MessageType::ConsistencySignature,
+        _ => return Err(format!("unknown fault point {s:?}")),
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -229,6 +246,7 @@ fn client_options(args: &ClientArgs) -> Result<(ClientOptions, Source), String> 
             max_dimension: file.max_dimension,
             backoff: file.backoff.backoff(),
             max_rounds: args.max_rounds.or(file.max_rounds),
+            fault: args.fault_stall_after.map(Fault::StallAfter),
         },
         file.source,
     ))

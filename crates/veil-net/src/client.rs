@@ -77,6 +77,18 @@ pub struct ClientOptions {
     /// Leave after this many completed rounds (`None`: until the server
     /// finishes).
     pub max_rounds: Option<u64>,
+    /// Fault injection for tests of dropout handling; `None` in service.
+    pub fault: Option<Fault>,
+}
+
+/// A fault to inject (testing only): the client goes silent at a chosen
+/// point of a round, as a process that hung or was killed there would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Go silent once this message type has been received (a server
+    /// message) or sent (a client message), in the first round.
+    StallAfter(MessageType),
 }
 
 impl core::fmt::Debug for ClientOptions {
@@ -190,6 +202,8 @@ struct Worker<'a> {
 enum Ended {
     Stop(ClientStop),
     Lost(String),
+    /// The injected fault fired: stay connected and silent.
+    Stalled,
 }
 
 /// Whether a connection error is the peer refusing this client's
@@ -225,7 +239,20 @@ impl Worker<'_> {
                             conn.close(close::LEAVING.into(), b"client leaves");
                             return Ok(stop);
                         }
-                        Ended::Lost(why) => warn!(id = self.id, "connection lost: {why}"),
+                        Ended::Stalled => {}
+                        Ended::Lost(why) => {
+                            // With TLS 1.3 the server checks the client's
+                            // certificate after the client's handshake is
+                            // done: a refusal arrives as the close reason.
+                            if let Some(reason) = conn.close_reason()
+                                && refused_credentials(&reason)
+                            {
+                                return Err(Error::Connection(format!(
+                                    "the server refused this client at the handshake: {reason}"
+                                )));
+                            }
+                            warn!(id = self.id, "connection lost: {why}");
+                        }
                     }
                 }
                 Ok(Err(e)) if refused_credentials(&e) => {
@@ -279,7 +306,19 @@ impl Worker<'_> {
         let hello_sent = encode_frame(FrameKind::Hello, &[])
             .is_ok_and(|hello| queue.try_send(Arc::new(hello)).is_ok());
         let ended = if hello_sent {
-            self.rounds(conn, &caps, &queue, &mut read_rx, source).await
+            let ended = self.rounds(conn, &caps, &queue, &mut read_rx, source).await;
+            if matches!(ended, Ended::Stalled) {
+                // Let the writer take the last message and the connection
+                // carry it out, so the fault point is exact.
+                while queue.capacity() < SEND_QUEUE {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                warn!(id = self.id, fault = ?self.options.fault, "fault injected: the client is silent from now on");
+                // The writer flushes what was queued; then nothing more.
+                std::future::pending::<()>().await;
+            }
+            ended
         } else {
             Ended::Lost("cannot send Hello".into())
         };
@@ -350,8 +389,11 @@ impl Worker<'_> {
                     }
                 }
                 ReadEvent::Frame(FrameKind::SecAgg, bytes) => {
+                    if self.fault_fires(&bytes) {
+                        return Ended::Stalled;
+                    }
                     if let Some(s) = session.as_mut() {
-                        debug!(id = self.id, message = ?MessageType::peek(&bytes), "received");
+                        debug!(id = self.id, kind = ?MessageType::peek(&bytes), "received");
                         let _ = s.handle_message(&bytes, Instant::now(), &mut self.rng);
                     } else if let Some(t) = task.take() {
                         match self.start(&t, &bytes, source) {
@@ -435,6 +477,14 @@ impl Worker<'_> {
         )?)
     }
 
+    /// Whether the injected fault fires on this message (first round only).
+    fn fault_fires(&self, bytes: &[u8]) -> bool {
+        let Some(Fault::StallAfter(kind)) = self.options.fault else {
+            return false;
+        };
+        self.completed == 0 && MessageType::peek(bytes) == Some(kind)
+    }
+
     /// Sends what the session queued and handles its events; `Some` ends
     /// the connection.
     fn pump(
@@ -444,12 +494,16 @@ impl Worker<'_> {
     ) -> Option<Ended> {
         let s = session.as_mut()?;
         while let Some(bytes) = s.poll_transmit() {
-            debug!(id = self.id, message = ?MessageType::peek(&bytes), "sending");
+            debug!(id = self.id, kind = ?MessageType::peek(&bytes), "sending");
             let Ok(frame) = encode_frame(FrameKind::SecAgg, &bytes) else {
                 return Some(Ended::Lost("message too long to frame".into()));
             };
+            let stall = self.fault_fires(&bytes);
             if queue.try_send(Arc::new(frame)).is_err() {
                 return Some(Ended::Lost("the send queue is full".into()));
+            }
+            if stall {
+                return Some(Ended::Stalled);
             }
         }
         let mut finished = false;

@@ -201,21 +201,23 @@ impl StateDir {
 /// [`crate::Error::BadFile`] naming the file if it is not a safetensors file
 /// with one f32 tensor `model` of shape `[dimension]`.
 pub fn load_model(path: &Path, dimension: u32) -> Result<Vec<f32>> {
-    let d = usize::try_from(dimension).unwrap_or(usize::MAX);
     let cap = u64::from(dimension)
         .saturating_mul(4)
         .saturating_add(1 << 16);
     let bytes = files::read_capped(path, cap)?;
-    let tensors =
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad_file(path, e.to_string()))?;
-    let view = tensors
-        .tensor("model")
-        .map_err(|e| bad_file(path, e.to_string()))?;
+    load_model_bytes(&bytes, dimension).map_err(|reason| bad_file(path, reason))
+}
+
+/// Decodes a model checkpoint's bytes (as [`load_model`]).
+///
+/// # Errors
+/// A message saying what is wrong with the checkpoint.
+pub fn load_model_bytes(bytes: &[u8], dimension: u32) -> core::result::Result<Vec<f32>, String> {
+    let d = usize::try_from(dimension).unwrap_or(usize::MAX);
+    let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let view = tensors.tensor("model").map_err(|e| e.to_string())?;
     if view.dtype() != Dtype::F32 || view.shape() != [d] {
-        return Err(bad_file(
-            path,
-            format!("tensor `model` must be f32 of shape [{d}]"),
-        ));
+        return Err(format!("tensor `model` must be f32 of shape [{d}]"));
     }
     Ok(view
         .data()
