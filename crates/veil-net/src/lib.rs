@@ -33,6 +33,8 @@ pub mod deployment;
 mod error;
 pub mod files;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pki;
 pub mod server;
 pub mod state;

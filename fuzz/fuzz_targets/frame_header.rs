@@ -1,0 +1,4 @@
+//! Fuzz target: `veil_net::fuzzing::frame_header` (see its docs for the invariants).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_net::fuzzing::frame_header(data));
