@@ -213,6 +213,8 @@ struct RoundRecord {
     ring_bits: u32,
     bytes_in: u64,
     bytes_out: u64,
+    udp_bytes_in: u64,
+    udp_bytes_out: u64,
     phase_ms: Vec<(String, u64)>,
     total_ms: u64,
     epsilon: Option<f64>,
@@ -474,6 +476,9 @@ struct Flight {
     phase_ms: Vec<(String, u64)>,
     bytes_in: u64,
     bytes_out: u64,
+    /// Each participant's connection UDP counters (received, sent) when
+    /// the round started, to report what the round put on the wire.
+    udp_start: BTreeMap<ParticipantId, (u64, u64)>,
 }
 
 impl Coordinator {
@@ -703,6 +708,7 @@ impl Coordinator {
             phase_ms: Vec::new(),
             bytes_in: 0,
             bytes_out: 0,
+            udp_start: self.udp_counters(&config.participants),
         };
         for id in &config.participants {
             if let Some(peer) = self.pool.get(id) {
@@ -884,12 +890,30 @@ impl Coordinator {
         }
     }
 
+    /// The UDP bytes (received, sent) of each participant's connection.
+    fn udp_counters(&self, ids: &[ParticipantId]) -> BTreeMap<ParticipantId, (u64, u64)> {
+        ids.iter()
+            .filter_map(|id| {
+                let stats = self.pool.get(id)?.conn.stats();
+                Some((*id, (stats.udp_rx.bytes, stats.udp_tx.bytes)))
+            })
+            .collect()
+    }
+
     fn finish(
         &mut self,
         flight: Flight,
         outcome: core::result::Result<RoundResult, String>,
     ) -> Result<()> {
         let config = flight.session.config().clone();
+        // Wire bytes of the participants still connected (a dropped
+        // client's connection is gone, and with it its counters).
+        let (mut udp_in, mut udp_out) = (0_u64, 0_u64);
+        for (id, (rx, tx)) in self.udp_counters(&config.participants) {
+            let (rx0, tx0) = flight.udp_start.get(&id).copied().unwrap_or((rx, tx));
+            udp_in = udp_in.saturating_add(rx.saturating_sub(rx0));
+            udp_out = udp_out.saturating_add(tx.saturating_sub(tx0));
+        }
         let mut record = RoundRecord {
             round_id: config.round,
             training_round: flight.task.training_round,
@@ -902,6 +926,8 @@ impl Coordinator {
             ring_bits: config.ring.bits(),
             bytes_in: flight.bytes_in,
             bytes_out: flight.bytes_out,
+            udp_bytes_in: udp_in,
+            udp_bytes_out: udp_out,
             phase_ms: flight.phase_ms,
             total_ms: millis(flight.started.elapsed()),
             epsilon: None,
@@ -975,6 +1001,8 @@ impl Coordinator {
             dropped = config.n().saturating_sub(result.included.len()),
             bytes_in_per_client = record.bytes_in / n,
             bytes_out_per_client = record.bytes_out / n,
+            udp_in_per_client = record.udp_bytes_in / n,
+            udp_out_per_client = record.udp_bytes_out / n,
             total_ms = record.total_ms,
             epsilon = record.epsilon,
             "round released"
