@@ -1,0 +1,120 @@
+//! `veil server`, `veil client` and `veil certs` as processes: bad
+//! configuration is a one-line error naming the file and the field, with
+//! exit code 2, before anything listens or connects.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+const VEIL: &str = env!("CARGO_BIN_EXE_veil");
+
+fn run(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(VEIL)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SERVER: &str = r#"listen = "127.0.0.1:0"
+state_dir = "state"
+[tls]
+ca = "certs/ca.pem"
+cert = "certs/server.pem"
+key = "certs/server.key"
+roster = "certs/roster.toml"
+[rounds]
+dimension = 10
+min_clients = 2
+max_clients = 10
+clip_norm = 1.0
+scale = 1024.0
+"#;
+
+#[test]
+fn server_config_errors_name_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(run(d, &["certs", "init", "--dir", "certs"]).0, 0);
+    assert_eq!(
+        run(
+            d,
+            &["certs", "issue", "--dir", "certs", "--server", "localhost"]
+        )
+        .0,
+        0
+    );
+    for (edit, needle) in [
+        (
+            ("min_clients = 2", "min_clients = 1"),
+            "server.toml: rounds.min_clients",
+        ),
+        (
+            ("clip_norm = 1.0", "clip_norm = -1.0"),
+            "server.toml: rounds.clip_norm",
+        ),
+        (
+            ("dimension = 10", "dimension = 10\nsampling_rate = 1.5"),
+            "server.toml: rounds.sampling_rate",
+        ),
+        (
+            ("scale = 1024.0", "scale = 1024.0\ncolour = 1"),
+            "unknown field `colour`",
+        ),
+        (
+            ("dimension = 10", "dimension = \"ten\""),
+            "invalid type",
+        ),
+        (
+            ("ca = \"certs/ca.pem\"", "ca = \"certs/missing.pem\""),
+            "missing.pem",
+        ),
+    ] {
+        std::fs::write(d.join("server.toml"), SERVER.replace(edit.0, edit.1)).unwrap();
+        let (code, err) = run(d, &["server", "--config", "server.toml"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+}
+
+#[test]
+fn certs_refuse_bad_names_missing_cas_and_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, err) = run(d, &["certs", "issue", "--dir", "nowhere", "--client", "a"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("roster.toml"), "{err}");
+    assert_eq!(run(d, &["certs", "init", "--dir", "certs"]).0, 0);
+    let (code, err) = run(d, &["certs", "init", "--dir", "certs"]);
+    assert_eq!(code, 2, "a second init must not overwrite the CA key");
+    assert!(err.contains("ca.key"), "{err}");
+    for bad in ["", "-x", "a/b", "a b", &"x".repeat(64)] {
+        let flag = format!("--client={bad}");
+        let (code, err) = run(d, &["certs", "issue", "--dir", "certs", &flag]);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(err.contains("client name"), "{err}");
+    }
+    assert_eq!(
+        run(d, &["certs", "issue", "--dir", "certs", "--client", "a"]).0,
+        0
+    );
+    let (code, err) = run(d, &["certs", "issue", "--dir", "certs", "--client", "a"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("exists"), "{err}");
+    let roster = std::fs::read_to_string(d.join("certs/roster.toml")).unwrap();
+    assert_eq!(roster.matches("\nid = ").count(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for key in ["certs/ca.key", "certs/a.key", "certs/a.identity"] {
+            let mode = std::fs::metadata(d.join(key)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key}");
+        }
+    }
+}
