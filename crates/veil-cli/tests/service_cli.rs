@@ -66,10 +66,7 @@ fn server_config_errors_name_the_file_and_the_field() {
             ("scale = 1024.0", "scale = 1024.0\ncolour = 1"),
             "unknown field `colour`",
         ),
-        (
-            ("dimension = 10", "dimension = \"ten\""),
-            "invalid type",
-        ),
+        (("dimension = 10", "dimension = \"ten\""), "invalid type"),
         (
             ("ca = \"certs/ca.pem\"", "ca = \"certs/missing.pem\""),
             "missing.pem",
