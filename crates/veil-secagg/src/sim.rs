@@ -271,6 +271,15 @@ impl Simulation {
         }
     }
 
+    /// Replaces the clients' inputs, in participant order (each element
+    /// below `2^b`, `d` of them).
+    pub fn set_inputs(&mut self, inputs: Vec<Vec<u64>>) {
+        for (id, input) in self.config.participants.clone().into_iter().zip(inputs) {
+            self.session_inputs.insert(id, input.clone());
+            self.inputs.insert(id, input);
+        }
+    }
+
     /// Client `id` crashes instead of sending its message of `phase` (and
     /// sends nothing after).
     pub fn crash(&mut self, id: ParticipantId, phase: Phase) {

@@ -1,0 +1,83 @@
+//! Evaluation on held-out rows: mean loss, accuracy, and ROC-AUC for
+//! binary tasks.
+
+use candle_core::D;
+
+use crate::dataset::Dataset;
+use crate::error::Result;
+use crate::model::{Model, ModelSpec};
+use crate::train::batch;
+
+/// Test metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    /// Mean loss.
+    pub loss: f64,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+    /// ROC-AUC of the positive class (binary tasks only).
+    pub auc: Option<f64>,
+}
+
+/// Evaluates the flat model `params` on `data`.
+///
+/// # Errors
+/// As [`Model::from_flat`].
+pub fn evaluate(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Metrics> {
+    let model = Model::from_flat(spec, params)?;
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let (x, y) = batch(data, &rows)?;
+    let logits = model.forward(&x)?;
+    let loss = f64::from(model.loss(&logits, &y)?.to_scalar::<f32>()?);
+    let labels = &data.labels;
+    let (predicted, auc) = if spec.outputs() == 1 {
+        let z = logits.flatten_all()?.to_vec1::<f32>()?;
+        let predicted: Vec<u32> = z.iter().map(|v| u32::from(*v > 0.0)).collect();
+        (predicted, Some(roc_auc(&z, labels)))
+    } else {
+        (logits.argmax(D::Minus1)?.to_vec1::<u32>()?, None)
+    };
+    let correct = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
+    #[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+    let accuracy = correct as f64 / data.rows().max(1) as f64;
+    Ok(Metrics {
+        loss,
+        accuracy,
+        auc,
+    })
+}
+
+/// ROC-AUC: the probability that a random positive scores above a random
+/// negative, ties counting one half (the Mann–Whitney statistic, with
+/// average ranks for ties). `0.5` if either class is absent.
+#[must_use]
+#[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+pub fn roc_auc(scores: &[f32], labels: &[u32]) -> f64 {
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    let mut ranks = vec![0.0_f64; scores.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let average = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            ranks[order[k]] = average;
+        }
+        i = j + 1;
+    }
+    let positives = labels.iter().filter(|l| **l == 1).count() as f64;
+    let negatives = labels.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return 0.5;
+    }
+    let rank_sum: f64 = ranks
+        .iter()
+        .zip(labels)
+        .filter(|(_, l)| **l == 1)
+        .map(|(r, _)| r)
+        .sum();
+    (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+}

@@ -1,0 +1,214 @@
+//! Models: logistic regression (binary with one logit, softmax for more
+//! classes) and a multi-layer perceptron with ReLU hidden layers.
+//!
+//! **Flat order** (the secure-aggregation vector, SPEC-independent but
+//! fixed): for each linear layer `i = 0, 1, …` from input to output, its
+//! weight `layer{i}.weight` of shape `[out, in]` in row-major order, then
+//! its bias `layer{i}.bias` of shape `[out]`.
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+use rand_distr::{Distribution, Uniform};
+
+use crate::error::{Error, Result};
+
+/// The model family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Architecture {
+    /// One linear layer.
+    Logistic,
+    /// Linear layers with ReLU between them; `hidden` are the widths.
+    Mlp {
+        /// Hidden layer widths, input side first.
+        hidden: Vec<usize>,
+    },
+}
+
+/// A model's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSpec {
+    /// The family.
+    pub architecture: Architecture,
+    /// Input features.
+    pub inputs: usize,
+    /// Classes (2 = binary, one logit).
+    pub classes: usize,
+}
+
+impl ModelSpec {
+    /// Output logits: 1 for a binary task, else one per class.
+    #[must_use]
+    pub fn outputs(&self) -> usize {
+        if self.classes <= 2 { 1 } else { self.classes }
+    }
+
+    /// `(in, out)` of each linear layer.
+    #[must_use]
+    pub fn layers(&self) -> Vec<(usize, usize)> {
+        let mut widths = vec![self.inputs];
+        if let Architecture::Mlp { hidden } = &self.architecture {
+            widths.extend(hidden);
+        }
+        widths.push(self.outputs());
+        widths.windows(2).map(|w| (w[0], w[1])).collect()
+    }
+
+    /// The named tensors and their shapes, in flat order.
+    #[must_use]
+    pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
+        self.layers()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &(inp, out))| {
+                [
+                    (format!("layer{i}.weight"), vec![out, inp]),
+                    (format!("layer{i}.bias"), vec![out]),
+                ]
+            })
+            .collect()
+    }
+
+    /// The number of parameters, the length of the flat vector.
+    #[must_use]
+    pub fn num_params(&self) -> usize {
+        self.layers().iter().map(|(i, o)| i * o + o).sum()
+    }
+
+    /// Checks the spec.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for zero inputs or classes, or a zero-width layer.
+    pub fn check(&self) -> Result<()> {
+        if self.inputs == 0 || self.classes < 2 {
+            return Err(Error::Config(
+                "a model needs at least 1 input and 2 classes".into(),
+            ));
+        }
+        if let Architecture::Mlp { hidden } = &self.architecture
+            && hidden.contains(&0)
+        {
+            return Err(Error::Config("a hidden layer needs width >= 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Initial parameters: zeros for logistic regression; for an MLP,
+    /// weights uniform in `±1/sqrt(in)` (PyTorch's default) from `seed`,
+    /// biases zero.
+    #[must_use]
+    pub fn init(&self, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(self.num_params());
+        let random = matches!(self.architecture, Architecture::Mlp { .. });
+        for (inp, o) in self.layers() {
+            #[expect(clippy::cast_precision_loss, reason = "layer widths are small")]
+            let bound = 1.0 / (inp as f32).sqrt();
+            match Uniform::new_inclusive(-bound, bound) {
+                Ok(u) if random => out.extend((0..inp * o).map(|_| u.sample(&mut rng))),
+                _ => out.extend(std::iter::repeat_n(0.0, inp * o)),
+            }
+            out.extend(std::iter::repeat_n(0.0, o));
+        }
+        out
+    }
+}
+
+/// A model with trainable parameters on the CPU.
+#[derive(Debug)]
+pub struct Model {
+    spec: ModelSpec,
+    vars: Vec<Var>,
+}
+
+impl Model {
+    /// The model whose parameters are the flat vector `flat`.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if `flat` has the wrong length.
+    pub fn from_flat(spec: &ModelSpec, flat: &[f32]) -> Result<Self> {
+        spec.check()?;
+        if flat.len() != spec.num_params() {
+            return Err(Error::Shape(format!(
+                "{} parameters given, the model has {}",
+                flat.len(),
+                spec.num_params()
+            )));
+        }
+        let mut vars = Vec::new();
+        let mut at = 0;
+        for (_, shape) in spec.tensors() {
+            let n: usize = shape.iter().product();
+            let slice = flat.get(at..at + n).unwrap_or_default();
+            vars.push(Var::from_tensor(&Tensor::from_slice(
+                slice,
+                shape.as_slice(),
+                &Device::Cpu,
+            )?)?);
+            at += n;
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            vars,
+        })
+    }
+
+    /// The flat vector of the parameters.
+    ///
+    /// # Errors
+    /// [`Error::Candle`] if a tensor cannot be read.
+    pub fn to_flat(&self) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.spec.num_params());
+        for v in &self.vars {
+            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
+        }
+        Ok(out)
+    }
+
+    /// The trainable variables, in flat order.
+    #[must_use]
+    pub fn vars(&self) -> &[Var] {
+        &self.vars
+    }
+
+    /// The spec.
+    #[must_use]
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Logits `[n, outputs]` for inputs `[n, inputs]`.
+    ///
+    /// # Errors
+    /// [`Error::Candle`] on a shape mismatch.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        let layers = self.vars.len() / 2;
+        for (i, pair) in self.vars.chunks_exact(2).enumerate() {
+            let (w, b) = (pair[0].as_tensor(), pair[1].as_tensor());
+            h = h.matmul(&w.t()?)?.broadcast_add(b)?;
+            if i + 1 < layers {
+                h = h.relu()?;
+            }
+        }
+        Ok(h)
+    }
+
+    /// The mean loss of `logits` against `labels` (`[n]`, u32): binary
+    /// cross-entropy on one logit (computed stably as
+    /// `softplus(z) − y·z`), or softmax cross-entropy.
+    ///
+    /// # Errors
+    /// [`Error::Candle`] on a shape mismatch.
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        if self.spec.outputs() == 1 {
+            let z = logits.flatten_all()?;
+            let y = labels.to_dtype(DType::F32)?;
+            // softplus(z) = max(z, 0) + log(1 + exp(-|z|))
+            let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+            Ok((softplus - (y * &z)?)?.mean_all()?)
+        } else {
+            Ok(candle_nn::loss::cross_entropy(logits, labels)?)
+        }
+    }
+}
