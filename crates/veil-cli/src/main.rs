@@ -4,14 +4,14 @@
 //! - `veil certs`: a development CA, certificates, identity keys, roster;
 //! - `veil privacy`: plan, calibrate and audit privacy budgets.
 //!
-//! `veil simulate` says plainly that it is not yet available and exits with
-//! status 2 until the learning crate lands.
+//! - `veil simulate`: a whole federated training run on this machine.
 #![forbid(unsafe_code)]
 
 mod certs;
 mod config;
 mod privacy;
 mod serve;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -29,8 +29,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a whole federated training job on this machine: a server and its
-    /// clients on loopback, on the shipped data set.
-    Simulate,
+    /// clients on loopback QUIC, on the shipped data set by default.
+    Simulate(Box<simulate::SimulateArgs>),
     /// Run the aggregation server.
     Server(serve::ServerArgs),
     /// Run a client.
@@ -54,6 +54,17 @@ fn init_logging() {
         .init();
 }
 
+/// For `simulate`: warnings only, unless `RUST_LOG` says otherwise.
+fn init_quiet_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 fn report(result: Result<String, String>) -> ExitCode {
     match result {
         Ok(text) => {
@@ -70,13 +81,9 @@ fn report(result: Result<String, String>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Simulate => {
-            eprintln!(
-                "veil simulate: not yet available in this version. The protocol, the privacy \
-                 accountant and the QUIC service (`veil server`, `veil client`) are in place; \
-                 training arrives with the learning crate."
-            );
-            ExitCode::from(2)
+        Command::Simulate(args) => {
+            init_quiet_logging();
+            report(simulate::run(&args))
         }
         Command::Server(args) => {
             init_logging();

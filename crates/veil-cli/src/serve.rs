@@ -9,7 +9,7 @@ use veil_net::client::{ClientOptions, ClientStop, Fault, run_client};
 use veil_net::deployment::{RosterFile, load_identity};
 use veil_net::pki::{load_certs, load_key};
 use veil_net::server::{
-    PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
+    FedAvg, PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
 };
 use veil_net::synthetic::SyntheticSource;
 use veil_secagg::messages::MessageType;
@@ -167,7 +167,6 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         },
         clip_norm: r.clip_norm,
         scale: r.scale,
-        server_lr: r.server_lr,
         privacy: file.privacy.as_ref().map(|p| PrivacyPlan {
             noise_multiplier: p.noise_multiplier,
             delta: p.delta,
@@ -190,6 +189,8 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         plan,
         limits: file.limits.limits(),
         handshake_timeout: file.limits.handshake_timeout(),
+        model: Box::new(FedAvg { lr: r.server_lr }),
+        initial_model: None,
     })
 }
 

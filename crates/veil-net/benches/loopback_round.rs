@@ -13,15 +13,10 @@
 
 use std::time::{Duration, Instant};
 
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use veil_crypto::sign::IdentitySigningKey;
-use veil_net::client::{Backoff, ClientOptions, run_client};
-use veil_net::deployment::RosterFile;
-use veil_net::pki::{DevCa, fingerprint};
-use veil_net::server::{RoundPlan, SecAggPlan, ServerOptions, bind, run_server};
+use veil_net::client::run_client;
+use veil_net::local::LocalDeployment;
+use veil_net::server::{FedAvg, RoundPlan, SecAggPlan, bind, run_server};
 use veil_net::synthetic::SyntheticSource;
-use veil_net::tls::Limits;
 use veil_secagg::sim::{SimParams, Simulation};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -29,14 +24,6 @@ fn env(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn cert(pem: &str) -> CertificateDer<'static> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
-}
-
-fn key(pem: &str) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -64,7 +51,6 @@ fn main() {
         },
         clip_norm: 1000.0,
         scale: 1024.0,
-        server_lr: 1.0,
         privacy: None,
         keep_sums: false,
     };
@@ -90,35 +76,13 @@ fn main() {
 
     // --- real QUIC on loopback ---
     let dir = tempfile::tempdir().unwrap();
-    let (ca, ca_files) = DevCa::generate().unwrap();
-    let server_cert = ca.issue_server("localhost").unwrap();
-    let mut roster = RosterFile::new();
-    let mut clients = Vec::new();
-    for i in 0..n {
-        let name = format!("client-{i}");
-        let issued = ca.issue_client(&name).unwrap();
-        let identity = IdentitySigningKey::generate(&mut rand::rng());
-        let c = cert(&issued.cert_pem);
-        roster
-            .add(&name, &identity.verifying_key(), &fingerprint(&c))
-            .unwrap();
-        clients.push((name, c, key(&issued.key_pem), identity));
-    }
-    let limits = Limits {
-        idle_timeout: Duration::from_secs(60),
-        max_connections: n + 10,
-    };
-    let options = ServerOptions {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ca: vec![cert(&ca_files.cert_pem)],
-        cert_chain: vec![cert(&server_cert.cert_pem)],
-        key: key(&server_cert.key_pem),
-        roster: roster.clone(),
-        state_dir: dir.path().join("state"),
+    let deployment = LocalDeployment::generate(n).unwrap();
+    let options = deployment.server_options(
+        dir.path().join("state"),
         plan,
-        limits,
-        handshake_timeout: Duration::from_secs(30),
-    };
+        Box::new(FedAvg { lr: 1.0 }),
+        None,
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let wall = rt.block_on(async {
         let endpoint = bind(&options).unwrap();
@@ -126,26 +90,9 @@ fn main() {
         let server = tokio::spawn(run_server(options, endpoint, std::future::pending()));
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for (name, c, k, identity) in clients {
-            let options = ClientOptions {
-                server: addr,
-                server_name: "localhost".into(),
-                ca: vec![cert(&ca_files.cert_pem)],
-                cert_chain: vec![c],
-                key: k,
-                identity,
-                roster: roster.clone(),
-                limits,
-                max_dimension: d,
-                backoff: Backoff {
-                    initial: Duration::from_millis(50),
-                    max: Duration::from_secs(1),
-                    connect_timeout: Duration::from_secs(10),
-                    max_attempts: Some(50),
-                },
-                max_rounds: None,
-                fault: None,
-            };
+        for (i, client) in deployment.clients.iter().enumerate() {
+            let options = deployment.client_options(i, addr, d).unwrap();
+            let name = client.name.clone();
             tasks.push(tokio::spawn(async move {
                 let mut source = SyntheticSource::new(&name);
                 run_client(options, &mut source, std::future::pending())

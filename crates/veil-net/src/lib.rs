@@ -35,6 +35,7 @@ pub mod files;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod local;
 pub mod pki;
 pub mod server;
 pub mod state;

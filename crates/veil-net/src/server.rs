@@ -85,8 +85,6 @@ pub struct RoundPlan {
     pub clip_norm: f64,
     /// The quantisation scale.
     pub scale: f64,
-    /// The server learning rate: `model += lr · mean update` (FedAvg).
-    pub server_lr: f32,
     /// Distributed DP; `None` releases sums without noise.
     pub privacy: Option<PrivacyPlan>,
     /// Keep every released sum under `sums/` (for audits and tests).
@@ -133,13 +131,73 @@ impl RoundPlan {
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return bad("scale must be finite and positive");
         }
-        if !self.server_lr.is_finite() {
-            return bad("server_lr must be finite");
-        }
         if self.phase_timeout.is_zero() || self.phase_timeout > Duration::from_secs(86_400) {
             return bad("phase_timeout must be in (0, 1 day]");
         }
         self.ring_bits().map(|_| ())
+    }
+}
+
+/// What a released round was, for [`ServerModel::released`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RoundReport {
+    /// The training round released.
+    pub training_round: u64,
+    /// Its protocol round id.
+    pub round_id: u64,
+    /// Participants the round started with.
+    pub participants: usize,
+    /// Contributions in the released sum.
+    pub included: usize,
+    /// Frame bytes received from and sent to the participants.
+    pub bytes_in: u64,
+    /// Frame bytes sent.
+    pub bytes_out: u64,
+    /// UDP bytes received from the participants' connections.
+    pub udp_bytes_in: u64,
+    /// UDP bytes sent to them.
+    pub udp_bytes_out: u64,
+    /// From round start to release, in milliseconds.
+    pub total_ms: u64,
+    /// Cumulative `ε` after the round, with privacy on.
+    pub epsilon: Option<f64>,
+}
+
+/// How the server turns a released mean update into the next global model,
+/// and what it does after each release (evaluation, reporting). The server
+/// optimiser's state lives here and is not persisted by the runtime.
+pub trait ServerModel: Send {
+    /// Applies the mean of the included clients' updates to `model`.
+    ///
+    /// # Errors
+    /// A message; the round is then not released.
+    fn apply(&mut self, model: &mut [f32], mean_update: &[f32])
+    -> core::result::Result<(), String>;
+
+    /// Called after a round is released and persisted.
+    fn released(&mut self, report: &RoundReport, model: &[f32]) {
+        let _ = (report, model);
+    }
+}
+
+/// FedAvg: `model += lr · mean update`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FedAvg {
+    /// The server learning rate.
+    pub lr: f32,
+}
+
+impl ServerModel for FedAvg {
+    fn apply(
+        &mut self,
+        model: &mut [f32],
+        mean_update: &[f32],
+    ) -> core::result::Result<(), String> {
+        for (w, u) in model.iter_mut().zip(mean_update) {
+            *w += self.lr * u;
+        }
+        Ok(())
     }
 }
 
@@ -163,6 +221,10 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// How long a handshake and the client's first frame may take.
     pub handshake_timeout: Duration,
+    /// The server optimiser and release observer.
+    pub model: Box<dyn ServerModel>,
+    /// The model a new state directory starts from (zeros if `None`).
+    pub initial_model: Option<Vec<f32>>,
 }
 
 impl core::fmt::Debug for ServerOptions {
@@ -265,7 +327,11 @@ pub async fn run_server(
     shutdown: impl Future<Output = ()>,
 ) -> Result<ServerSummary> {
     options.plan.check()?;
-    let (state, restored) = StateDir::open(&options.state_dir, options.plan.dimension)?;
+    let (state, restored) = StateDir::open(
+        &options.state_dir,
+        options.plan.dimension,
+        options.initial_model.as_deref(),
+    )?;
     let ledger = match options.plan.privacy {
         Some(p) => Some(Ledger::open(&state.ledger_path(), p.budget, p.delta)?),
         None => None,
@@ -302,6 +368,7 @@ pub async fn run_server(
         rx,
         rng: ChaCha20Rng::from_rng(&mut rand::rng()),
         failed_rounds: 0,
+        server_model: options.model,
     };
     let result = tokio::select! {
         r = coordinator.run() => r,
@@ -465,6 +532,7 @@ struct Coordinator {
     rx: mpsc::Receiver<Tagged>,
     rng: ChaCha20Rng,
     failed_rounds: u64,
+    server_model: Box<dyn ServerModel>,
 }
 
 /// A round in flight, with its bookkeeping.
@@ -979,9 +1047,11 @@ impl Coordinator {
             record.epsilon = Some(ledger.record_round(&spend)?);
         }
         // 2. The model and the sum, atomically.
-        for (w, u) in self.model.iter_mut().zip(&mean) {
-            *w += self.plan.server_lr * u;
-        }
+        let mut next = self.model.clone();
+        self.server_model
+            .apply(&mut next, &mean)
+            .map_err(|e| Error::Config(format!("server optimiser: {e}")))?;
+        self.model = next;
         self.state.save_model(&self.model)?;
         if self.plan.keep_sums {
             self.state
@@ -1007,6 +1077,19 @@ impl Coordinator {
             epsilon = record.epsilon,
             "round released"
         );
+        let report = RoundReport {
+            training_round: flight.task.training_round,
+            round_id: config.round,
+            participants: config.n(),
+            included: record.included.len(),
+            bytes_in: record.bytes_in,
+            bytes_out: record.bytes_out,
+            udp_bytes_in: record.udp_bytes_in,
+            udp_bytes_out: record.udp_bytes_out,
+            total_ms: record.total_ms,
+            epsilon: record.epsilon,
+        };
+        self.server_model.released(&report, &self.model);
         Ok(())
     }
 }

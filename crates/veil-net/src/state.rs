@@ -56,12 +56,13 @@ pub struct Restored {
 
 impl StateDir {
     /// Opens (creating if needed) a state directory for a model of
-    /// `dimension` parameters; a new one starts from a zero model.
+    /// `dimension` parameters; a new one starts from `initial` (zeros if
+    /// `None`).
     ///
     /// # Errors
     /// [`crate::Error::Io`] or [`crate::Error::BadFile`] naming the file; a
     /// directory made for another dimension is refused.
-    pub fn open(root: &Path, dimension: u32) -> Result<(Self, Restored)> {
+    pub fn open(root: &Path, dimension: u32, initial: Option<&[f32]>) -> Result<(Self, Restored)> {
         std::fs::create_dir_all(root.join("sums")).map_err(io_err(root))?;
         let dir = Self {
             root: root.to_owned(),
@@ -73,7 +74,17 @@ impl StateDir {
                 next_round_id: 1,
                 dimension,
             };
-            let model = vec![0.0; usize::try_from(dimension).unwrap_or(0)];
+            let d = usize::try_from(dimension).unwrap_or(0);
+            let model = match initial {
+                Some(m) if m.len() == d => m.to_vec(),
+                Some(m) => {
+                    return Err(bad_file(
+                        root,
+                        format!("initial model has {} values, not {d}", m.len()),
+                    ));
+                }
+                None => vec![0.0; d],
+            };
             dir.save_model(&model)?;
             dir.save_counters(&counters)?;
             return Ok((

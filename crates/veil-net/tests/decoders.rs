@@ -200,18 +200,18 @@ fn bad_rosters_are_refused_naming_the_file_and_the_entry() {
 #[test]
 fn a_state_directory_refuses_another_dimension_and_a_corrupt_model() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, restored) = StateDir::open(dir.path(), 8).unwrap();
+    let (state, restored) = StateDir::open(dir.path(), 8, None).unwrap();
     assert!(!restored.resumed);
     state.save_model(&[1.0; 8]).unwrap();
-    let (_, again) = StateDir::open(dir.path(), 8).unwrap();
+    let (_, again) = StateDir::open(dir.path(), 8, None).unwrap();
     assert!(again.resumed);
     assert_eq!(again.model, vec![1.0; 8]);
-    let err = StateDir::open(dir.path(), 9).unwrap_err().to_string();
+    let err = StateDir::open(dir.path(), 9, None).unwrap_err().to_string();
     assert!(
         err.contains("state.json") && err.contains("dimension 8"),
         "{err}"
     );
     std::fs::write(dir.path().join("model.safetensors"), b"not a checkpoint").unwrap();
-    let err = StateDir::open(dir.path(), 8).unwrap_err().to_string();
+    let err = StateDir::open(dir.path(), 8, None).unwrap_err().to_string();
     assert!(err.contains("model.safetensors"), "{err}");
 }

@@ -1,0 +1,104 @@
+//! The run's plots (plotters, PNG): accuracy and loss by round, epsilon by
+//! round. Text uses the DejaVu Sans font shipped in `assets/`.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+/// One round's values.
+pub(super) struct Point {
+    round: f64,
+    accuracy: f64,
+    loss: f64,
+    epsilon: Option<f64>,
+}
+
+impl Point {
+    pub(super) fn from_row(r: &super::RoundRow) -> Self {
+        #[expect(clippy::cast_precision_loss, reason = "round numbers are small")]
+        Self {
+            round: r.round as f64,
+            accuracy: r.test_accuracy,
+            loss: r.test_loss,
+            epsilon: r.epsilon,
+        }
+    }
+}
+
+fn e(err: impl std::fmt::Display) -> String {
+    format!("plot: {err}")
+}
+
+fn series(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    points: &[(f64, f64)],
+    color: RGBColor,
+    rounds: f64,
+) -> Result<(), String> {
+    let finite: Vec<f64> = points
+        .iter()
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = finite
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .min(0.0);
+    let hi = finite
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(lo + 1e-9)
+        * 1.05;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..rounds.max(1.0), lo..hi)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().copied(),
+            color.stroke_width(2),
+        ))
+        .map_err(e)?;
+    Ok(())
+}
+
+pub(super) fn draw(out: &Path, points: &[Point]) -> Result<(), String> {
+    // A second registration of the same font is harmless.
+    let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    let rounds = points.last().map_or(1.0, |p| p.round);
+    let path = out.join("accuracy_loss.png");
+    {
+        let root = BitMapBackend::new(&path, (900, 700)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let (top, bottom) = root.split_vertically(350);
+        let acc: Vec<(f64, f64)> = points.iter().map(|p| (p.round, p.accuracy)).collect();
+        let loss: Vec<(f64, f64)> = points.iter().map(|p| (p.round, p.loss)).collect();
+        series(&top, "test accuracy", &acc, BLUE, rounds)?;
+        series(&bottom, "test loss", &loss, RED, rounds)?;
+        root.present().map_err(e)?;
+    }
+    let path = out.join("epsilon.png");
+    let root = BitMapBackend::new(&path, (900, 350)).into_drawing_area();
+    root.fill(&WHITE).map_err(e)?;
+    let eps: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.round, p.epsilon.unwrap_or(0.0)))
+        .collect();
+    series(&root, "epsilon spent (0: privacy off)", &eps, BLACK, rounds)?;
+    root.present().map_err(e)
+}
