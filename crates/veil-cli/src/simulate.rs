@@ -118,7 +118,7 @@ pub(crate) struct SimulateArgs {
     /// Local optimiser. Default sgd.
     #[arg(long, value_enum)]
     local_optimizer: Option<LocalOpt>,
-    /// Local epochs per round. Default 2.
+    /// Local epochs per round. Default 5.
     #[arg(long)]
     local_epochs: Option<usize>,
     /// Local batch size. Default 16.
@@ -286,7 +286,7 @@ fn settings(args: &SimulateArgs) -> Result<Settings, String> {
             LocalOpt::Sgd => LocalOptimizer::Sgd,
             LocalOpt::Adam => LocalOptimizer::Adam,
         },
-        epochs: pick(args.local_epochs.as_ref(), file.local_epochs.as_ref(), 2),
+        epochs: pick(args.local_epochs.as_ref(), file.local_epochs.as_ref(), 5),
         batch_size: pick(args.batch_size.as_ref(), file.batch_size.as_ref(), 16),
         learning_rate: pick(
             args.learning_rate.as_ref(),

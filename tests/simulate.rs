@@ -1,0 +1,111 @@
+//! `veil simulate` as a process: the embedded default trains over real QUIC
+//! and writes its run directory; the privacy ledger stays within the target;
+//! bad data and an existing run directory are one-line errors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::process::Command;
+
+const VEIL: &str = env!("CARGO_BIN_EXE_veil");
+
+fn simulate(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(VEIL)
+        .arg("simulate")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_default_run_learns_and_writes_its_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &["--rounds", "4", "--dp", "off", "--out", "run"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("20 clients (dirichlet:0.5)"), "{out}");
+    assert!(out.contains("privacy: off"), "{out}");
+    let run = dir.path().join("run");
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 4);
+    // Learning works: a zero model scores 0.63 (the majority class).
+    let accuracy: f64 = rows[3][4].parse().unwrap();
+    assert!(accuracy >= 0.9, "{csv}");
+    for r in &rows {
+        assert_eq!(r[1], "20", "every client in every sum: {csv}");
+    }
+    for png in ["accuracy_loss.png", "epsilon.png"] {
+        let bytes = std::fs::read(run.join(png)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+    }
+    let spec = veil_learn::model::ModelSpec {
+        architecture: veil_learn::model::Architecture::Logistic,
+        inputs: 30,
+        classes: 2,
+    };
+    let model = veil_learn::checkpoint::load(&run.join("model.safetensors"), &spec).unwrap();
+    assert!(model.iter().any(|w| *w != 0.0));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn a_private_run_spends_no_more_than_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &[
+            "--rounds",
+            "3",
+            "--epsilon",
+            "3",
+            "--partition",
+            "iid",
+            "--out",
+            "run",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("distributed discrete Gaussian"), "{out}");
+    let summary = veil_dp::ledger::replay(&dir.path().join("run/state/ledger.jsonl")).unwrap();
+    assert_eq!(summary.rounds, 3);
+    assert!(summary.epsilon <= 3.0 * 1.001, "{}", summary.epsilon);
+    assert!(
+        summary.epsilon >= 2.9,
+        "calibrated to the target: {}",
+        summary.epsilon
+    );
+}
+
+#[test]
+fn bad_data_and_an_existing_run_directory_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.csv"), "a,b,label\n1,2,0\n3,4\n").unwrap();
+    let (ok, _, err) = simulate(dir.path(), &["--data", "bad.csv", "--out", "run"]);
+    assert!(!ok);
+    assert!(
+        err.contains("bad.csv: line 3: 2 values: the label is missing"),
+        "{err}"
+    );
+    std::fs::create_dir(dir.path().join("taken")).unwrap();
+    let (ok, _, err) = simulate(dir.path(), &["--out", "taken"]);
+    assert!(!ok);
+    assert!(err.contains("the run directory exists"), "{err}");
+    let (ok, _, err) = simulate(dir.path(), &["--model", "mlp:0", "--out", "run2"]);
+    assert!(!ok);
+    assert!(err.contains("hidden widths"), "{err}");
+}
