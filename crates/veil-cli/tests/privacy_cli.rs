@@ -198,10 +198,3 @@ fn bad_input_is_a_one_line_error_and_exit_code_2() {
     refused(&calibrate(&["--min-survivors", "0"]), "min-survivors");
     refused(&calibrate(&["--clip-norm", "0"]), "clip-norm");
 }
-
-#[test]
-fn simulate_says_it_is_not_available_yet() {
-    let out = veil(&["simulate"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
-}

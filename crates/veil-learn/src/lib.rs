@@ -7,6 +7,7 @@
 //!   one `f32` vector in a documented order (the secure-aggregation
 //!   vector);
 //! - [`train`]: local SGD or Adam, returning the model delta;
+//! - [`dp_sgd`]: example-level DP-SGD (per-example clipping and noise);
 //! - [`server_opt`]: FedAvg, FedAdam, FedYogi on the aggregated delta;
 //! - [`eval`]: loss, accuracy and ROC-AUC;
 //! - [`checkpoint`]: safetensors checkpoints, written atomically.
@@ -18,6 +19,7 @@
 
 pub mod checkpoint;
 pub mod dataset;
+pub mod dp_sgd;
 mod error;
 pub mod eval;
 pub mod model;

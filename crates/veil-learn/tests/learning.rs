@@ -358,3 +358,35 @@ fn the_secure_mean_equals_the_plain_mean_within_one_quantum() {
         );
     }
 }
+
+#[test]
+fn dp_sgd_learns_without_noise_and_is_noisy_with_it() {
+    use veil_learn::dp_sgd::{DpSgd, schedule, train_local_dp_sgd};
+    let train = synthetic(300, 2, 31);
+    let test = synthetic(200, 2, 32);
+    let spec = logistic(4, 2);
+    let start = spec.init(0);
+    let settings = LocalTraining {
+        optimizer: LocalOptimizer::Sgd,
+        epochs: 5,
+        batch_size: 30,
+        learning_rate: 0.5,
+    };
+    assert_eq!(schedule(300, &settings), (0.1, 50));
+    assert_eq!(schedule(10, &settings), (1.0, 5));
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let quiet = DpSgd {
+        clip_norm: 1.0,
+        noise_multiplier: 0.0,
+    };
+    let delta = train_local_dp_sgd(&spec, &start, &train, &settings, &quiet, &mut rng).unwrap();
+    let trained: Vec<f32> = start.iter().zip(&delta).map(|(a, b)| a + b).collect();
+    assert!(evaluate(&spec, &trained, &test).unwrap().accuracy >= 0.93);
+    let loud = DpSgd {
+        clip_norm: 1.0,
+        noise_multiplier: 1.0,
+    };
+    let a = train_local_dp_sgd(&spec, &start, &train, &settings, &loud, &mut rng).unwrap();
+    let b = train_local_dp_sgd(&spec, &start, &train, &settings, &loud, &mut rng).unwrap();
+    assert_ne!(a, b, "fresh noise each run");
+}
