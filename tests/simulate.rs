@@ -109,3 +109,37 @@ fn bad_data_and_an_existing_run_directory_are_refused() {
     assert!(!ok);
     assert!(err.contains("hidden widths"), "{err}");
 }
+
+#[test]
+fn example_level_dp_sgd_reports_each_clients_epsilon() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &[
+            "--dp",
+            "dp-sgd",
+            "--clients",
+            "4",
+            "--partition",
+            "iid",
+            "--rounds",
+            "2",
+            "--epsilon",
+            "5",
+            "--out",
+            "run",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("example-level DP-SGD"), "{out}");
+    assert!(out.contains("epsilon 5.000"), "{out}");
+    assert!(out.contains("classic SecAgg with t = 3"), "{out}");
+    let csv = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    let eps: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(6).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(eps.len(), 2);
+    assert!(eps[0] < eps[1] && eps[1] <= 5.0 * 1.0001, "{eps:?}");
+}

@@ -552,6 +552,38 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
             })
         }
     };
+    // SecAgg+ as recommended for 5 % corrupt clients; a cohort too small
+    // for that bound runs classic SecAgg with a strict-majority threshold.
+    let expected_dropout = s.dropout.max(0.05);
+    let usable = |n| veil_secagg::recommend_parameters(n, expected_dropout, 0.05).ok();
+    let (secagg, secagg_text) = match (usable(s.clients), usable(s.min_survivors)) {
+        (Some(r), Some(_)) => (
+            SecAggPlan {
+                expected_dropout,
+                corrupt_fraction: 0.05,
+                complete_graph_threshold: None,
+            },
+            format!(
+                "SecAgg{} with k = {}, t = {} for a full cohort",
+                if r.complete { "" } else { "+" },
+                r.degree,
+                r.threshold
+            ),
+        ),
+        _ => {
+            let t = u32::try_from(s.clients / 2 + 1).unwrap_or(u32::MAX);
+            (
+                SecAggPlan {
+                    expected_dropout,
+                    corrupt_fraction: 0.05,
+                    complete_graph_threshold: Some(t),
+                },
+                format!(
+                    "classic SecAgg with t = {t} (too few clients for the 5 %-corrupt bound of SPEC §9.3)"
+                ),
+            )
+        }
+    };
     let plan = RoundPlan {
         dimension,
         rounds: s.rounds,
@@ -560,11 +592,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         max_clients: s.clients,
         start_delay: Duration::from_secs(10),
         phase_timeout: s.phase_timeout,
-        secagg: SecAggPlan {
-            expected_dropout: s.dropout.max(0.05),
-            corrupt_fraction: 0.05,
-            complete_graph_threshold: None,
-        },
+        secagg,
         clip_norm: s.clip_norm,
         // 2^16 quanta per clipping norm: rounding moves the mean by less
         // than 2^-16·C per coordinate.
@@ -688,6 +716,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         }
         _ => "privacy: off (the released sums carry no noise)\n".to_owned(),
     };
+    text += &format!("secure aggregation: {secagg_text}\n");
     text += &format!(
         "per round: {} B up and {} B down per client (UDP, median), {} ms (median)\n",
         median(rows.iter().map(|r| r.udp_bytes_up_per_client).collect()),

@@ -134,6 +134,19 @@ impl RoundPlan {
         if self.phase_timeout.is_zero() || self.phase_timeout > Duration::from_secs(86_400) {
             return bad("phase_timeout must be in (0, 1 day]");
         }
+        if self.secagg.complete_graph_threshold.is_none() {
+            for n in [self.min_clients, self.max_clients] {
+                if let Err(e) = veil_secagg::recommend_parameters(
+                    n,
+                    self.secagg.expected_dropout,
+                    self.secagg.corrupt_fraction,
+                ) {
+                    return Err(Error::Config(format!(
+                        "secagg: no SecAgg+ parameters for a cohort of {n} ({e}); set secagg.complete_graph_threshold or lower secagg.corrupt_fraction"
+                    )));
+                }
+            }
+        }
         self.ring_bits().map(|_| ())
     }
 }
