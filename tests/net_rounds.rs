@@ -54,6 +54,7 @@ fn free_port() -> u16 {
 }
 
 struct ServerSettings {
+    max_connections: usize,
     dimension: u32,
     rounds: u64,
     phase_timeout_ms: u64,
@@ -65,6 +66,7 @@ struct ServerSettings {
 impl Default for ServerSettings {
     fn default() -> Self {
         Self {
+            max_connections: 100,
             dimension: 300,
             rounds: 3,
             phase_timeout_ms: 3_000,
@@ -137,7 +139,9 @@ keep_sums = true
 [limits]
 idle_timeout_ms = 3000
 handshake_timeout_ms = 3000
+max_connections = {max_connections}
 "#,
+            max_connections = s.max_connections,
             port = self.port,
             d = s.dimension,
             rounds = s.rounds,
@@ -693,4 +697,66 @@ fn oversized_and_malformed_frames_cost_only_the_sender() {
         let (ok, _) = dep.wait_exit(child, "client");
         assert!(ok);
     }
+}
+
+#[test]
+fn a_flood_of_half_open_connections_is_bounded_and_timed_out() {
+    let dep = Deployment::new(3);
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        max_connections: 8,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // 30 connections with a roster certificate that never send their Hello.
+    let held = rt.block_on(async {
+        let certs = dep.path().join("certs");
+        let ca = veil_net::pki::load_certs(&certs.join("ca.pem")).unwrap();
+        let chain = veil_net::pki::load_certs(&certs.join("client-1.pem")).unwrap();
+        let key = veil_net::pki::load_key(&certs.join("client-1.key")).unwrap();
+        let limits = veil_net::tls::Limits {
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 1,
+        };
+        let config = veil_net::tls::client_config(&ca, chain, key, &limits).unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", dep.port).parse().unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(config);
+        // Wait for the server to listen.
+        let first = loop {
+            match endpoint.connect(addr, "localhost").unwrap().await {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        let attempts: Vec<_> = (0..29)
+            .map(|_| endpoint.connect(addr, "localhost").unwrap())
+            .collect();
+        let mut held = vec![first];
+        for a in attempts {
+            if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(5), a).await {
+                held.push(c);
+            }
+        }
+        (endpoint, held)
+    });
+    let log = || dep.log("server.log");
+    dep.wait_for("connections over the limit to be refused", || {
+        log().contains("connection refused: at the limit")
+    });
+    dep.wait_for("the silent connections to time out", || {
+        log().contains("handshake timed out")
+    });
+    // The deployment's own clients still get in and finish the round.
+    let mut clients: Vec<Child> = dep.clients.iter().map(|c| dep.spawn_client(c)).collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}\n{}", log());
+    let rel = released(&dep.rounds()).len();
+    assert_eq!(rel, 1);
+    for child in &mut clients {
+        let (ok, _) = dep.wait_exit(child, "client");
+        assert!(ok);
+    }
+    drop(held);
 }
