@@ -249,6 +249,18 @@ max_attempts = 100
         }
     }
 
+    /// Waits for every client to exit successfully.
+    fn wait_clients_ok(&self, clients: &mut [Child]) {
+        for child in clients {
+            let (ok, _) = self.wait_exit(child, "client");
+            assert!(
+                ok,
+                "a client failed; server log:\n{}",
+                self.log("server.log")
+            );
+        }
+    }
+
     /// The participant id of each client name (roster order: client-1 is 0).
     fn name_of(&self, id: u64) -> &str {
         &self.clients[usize::try_from(id).unwrap()]
@@ -409,10 +421,7 @@ fn clients_killed_mid_round_drop_out_and_the_sum_is_still_exact() {
     }
     // The next round runs with the survivors only.
     assert_eq!(ids(rel[1], "participants").len(), 8, "{}", rel[1]);
-    for child in &mut clients {
-        let (ok, _) = dep.wait_exit(child, "client");
-        assert!(ok);
-    }
+    dep.wait_clients_ok(&mut clients);
 }
 
 #[test]
@@ -446,10 +455,7 @@ fn too_few_survivors_abort_the_round_and_the_next_one_starts() {
     assert!(rel[0]["round_id"].as_u64() > rounds[0]["round_id"].as_u64());
     assert_eq!(ids(rel[0], "included"), vec![0, 1, 2, 3]);
     dep.check_sum(rel[0], 300);
-    for child in &mut clients {
-        let (ok, _) = dep.wait_exit(child, "client");
-        assert!(ok);
-    }
+    dep.wait_clients_ok(&mut clients);
 }
 
 #[test]
@@ -521,10 +527,7 @@ fn server_killed_after_round_two_resumes_at_round_three_with_model_and_ledger() 
         veil_net::state::load_model(&dep.path().join("state/model.safetensors"), 300).unwrap();
     let expected: Vec<f32> = before.iter().zip(&mean).map(|(w, u)| w + u).collect();
     assert_eq!(after, expected);
-    for child in &mut clients {
-        let (ok, _) = dep.wait_exit(child, "client");
-        assert!(ok);
-    }
+    dep.wait_clients_ok(&mut clients);
 }
 
 #[test]
@@ -590,10 +593,7 @@ fn foreign_and_unlisted_certificates_are_refused_at_the_handshake() {
         !dep.log("server.log")
             .contains("client connected participant=3")
     );
-    for child in &mut clients {
-        let (ok, _) = dep.wait_exit(child, "client");
-        assert!(ok);
-    }
+    dep.wait_clients_ok(&mut clients);
 }
 
 /// A hand-driven client: real TLS with a roster certificate, then frames
@@ -693,10 +693,7 @@ fn oversized_and_malformed_frames_cost_only_the_sender() {
     dep.check_sum(rel[0], 300);
     let log = dep.log("server.log");
     assert!(log.contains("frame longer than its cap"), "{log}");
-    for child in &mut clients {
-        let (ok, _) = dep.wait_exit(child, "client");
-        assert!(ok);
-    }
+    dep.wait_clients_ok(&mut clients);
 }
 
 #[test]
@@ -754,9 +751,6 @@ fn a_flood_of_half_open_connections_is_bounded_and_timed_out() {
     assert!(ok, "{out}\n{}", log());
     let rel = released(&dep.rounds()).len();
     assert_eq!(rel, 1);
-    for child in &mut clients {
-        let (ok, _) = dep.wait_exit(child, "client");
-        assert!(ok);
-    }
+    dep.wait_clients_ok(&mut clients);
     drop(held);
 }

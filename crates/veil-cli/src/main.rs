@@ -43,21 +43,10 @@ enum Command {
     Privacy(privacy::PrivacyCommand),
 }
 
-/// Logs go to stderr; `RUST_LOG` filters them (default `info`).
-fn init_logging() {
+/// Logs go to stderr; `RUST_LOG` filters them (else `default`).
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
-/// For `simulate`: warnings only, unless `RUST_LOG` says otherwise.
-fn init_quiet_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -82,15 +71,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Simulate(args) => {
-            init_quiet_logging();
+            init_logging("warn");
             report(simulate::run(&args))
         }
         Command::Server(args) => {
-            init_logging();
+            init_logging("info");
             report(serve::server(&args))
         }
         Command::Client(args) => {
-            init_logging();
+            init_logging("info");
             report(serve::client(&args))
         }
         Command::Certs(command) => report(certs::run(&command)),
