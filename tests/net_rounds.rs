@@ -69,7 +69,7 @@ impl Default for ServerSettings {
             max_connections: 100,
             dimension: 300,
             rounds: 3,
-            phase_timeout_ms: 3_000,
+            phase_timeout_ms: 10_000,
             threshold: 0,
             min_clients: 3,
             privacy: false,

@@ -252,3 +252,23 @@ pub(crate) fn check(file: &Path, field: &str, ok: bool, rule: &str) -> Result<()
         Err(format!("{}: {field}: {rule}", file.display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example files parse, so they stay in step with the code.
+    #[test]
+    fn the_example_configs_parse() {
+        let server: ServerFile =
+            toml::from_str(include_str!("../../../examples/server.toml")).unwrap();
+        assert_eq!(server.rounds.dimension, 1000);
+        assert!(server.privacy.is_some());
+        let client: ClientFile =
+            toml::from_str(include_str!("../../../examples/client.toml")).unwrap();
+        assert_eq!(client.server_name, "localhost");
+        let simulate: crate::simulate::SimulateArgs =
+            toml::from_str(include_str!("../../../examples/simulate.toml")).unwrap();
+        assert_eq!(simulate.clients(), Some(20));
+    }
+}

@@ -146,6 +146,14 @@ pub(crate) struct SimulateArgs {
     out: Option<PathBuf>,
 }
 
+#[cfg(test)]
+impl SimulateArgs {
+    /// The `clients` setting, for tests of the example file.
+    pub(crate) fn clients(&self) -> Option<usize> {
+        self.clients
+    }
+}
+
 fn pick<T: Clone>(flag: Option<&T>, file: Option<&T>, default: T) -> T {
     flag.or(file).cloned().unwrap_or(default)
 }
