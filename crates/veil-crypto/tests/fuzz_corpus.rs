@@ -2,25 +2,15 @@
 //! through the same entry points the fuzz targets call, so every input that
 //! once crashed a target is checked on every test run.
 
-use std::path::PathBuf;
+#[path = "../../../fuzz/committed_inputs.rs"]
+mod committed_inputs;
+
+use committed_inputs::inputs;
 
 fn replay(target: &str, run: fn(&[u8])) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut count = 0;
-    for dir in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.file_name().is_some_and(|n| n == ".keep") {
-                continue;
-            }
-            run(&std::fs::read(&path).unwrap());
-            count += 1;
-        }
+    for input in inputs(target) {
+        run(&input);
     }
-    assert!(count > 0, "no committed inputs for fuzz target {target}");
 }
 
 #[test]

@@ -1,28 +1,10 @@
 //! Replays the committed fuzz inputs of veil-dp's targets (`fuzz/seeds/`
 //! and `fuzz/regressions/`) through the entry points the targets call.
 
-use std::path::PathBuf;
+#[path = "../../../fuzz/committed_inputs.rs"]
+mod committed_inputs;
 
-fn inputs(target: &str) -> Vec<Vec<u8>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut out = Vec::new();
-    for dir in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.file_name().is_some_and(|n| n != ".keep") {
-                out.push(std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    assert!(
-        !out.is_empty(),
-        "no committed inputs for fuzz target {target}"
-    );
-    out
-}
+use committed_inputs::inputs;
 
 #[test]
 fn ledger_replay() {

@@ -3,31 +3,13 @@
 //! checks that the honest transcript in the seeds still replays to the exact
 //! sum.
 
-use std::path::PathBuf;
+#[path = "../../../fuzz/committed_inputs.rs"]
+mod committed_inputs;
+
+use committed_inputs::inputs;
 
 use veil_secagg::fuzzing::session_params;
 use veil_secagg::sim::Simulation;
-
-fn inputs(target: &str) -> Vec<Vec<u8>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
-    let mut out = Vec::new();
-    for dir in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.file_name().is_some_and(|n| n != ".keep") {
-                out.push(std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    assert!(
-        !out.is_empty(),
-        "no committed inputs for fuzz target {target}"
-    );
-    out
-}
 
 #[test]
 fn decode_messages() {
@@ -53,7 +35,7 @@ fn client_session() {
 #[test]
 fn the_committed_honest_transcript_is_current_and_exact() {
     let (to_server, to_client) = Simulation::new(session_params()).record_scripts(0);
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     assert_eq!(
         std::fs::read(root.join("server_session/honest-round")).unwrap(),
         to_server,
