@@ -143,3 +143,72 @@ fn example_level_dp_sgd_reports_each_clients_epsilon() {
     assert_eq!(eps.len(), 2);
     assert!(eps[0] < eps[1] && eps[1] <= 5.0 * 1.0001, "{eps:?}");
 }
+
+#[test]
+fn the_in_memory_transport_runs_the_same_rounds_and_skips_dropouts_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &[
+            "--transport",
+            "memory",
+            "--dp",
+            "off",
+            "--rounds",
+            "4",
+            "--out",
+            "same",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("4 rounds in memory"), "{out}");
+    assert!(out.contains("(messages, median)"), "{out}");
+    // Without DP only stochastic rounding differs between runs (each mean
+    // is within 2^-16 of the plain mean), so the two models agree closely.
+    let (ok, _, err) = simulate(
+        dir.path(),
+        &["--dp", "off", "--rounds", "4", "--out", "quic"],
+    );
+    assert!(ok, "{err}");
+    let spec = veil_learn::model::ModelSpec {
+        architecture: veil_learn::model::Architecture::Logistic,
+        inputs: 30,
+        classes: 2,
+    };
+    let load = |d: &str| {
+        veil_learn::checkpoint::load(&dir.path().join(d).join("model.safetensors"), &spec).unwrap()
+    };
+    let (a, b) = (load("same"), load("quic"));
+    let gap = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0_f32, f32::max);
+    assert!(gap < 1e-3, "models differ by {gap}");
+    // Dropouts wait for no real deadline here.
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &[
+            "--transport",
+            "memory",
+            "--dropout",
+            "0.3",
+            "--rounds",
+            "3",
+            "--out",
+            "drop",
+        ],
+    );
+    assert!(ok, "{err}");
+    let csv = std::fs::read_to_string(dir.path().join("drop/metrics.csv")).unwrap();
+    let included: Vec<u64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(included.len(), 3, "{out}");
+    assert!(
+        included.iter().any(|n| *n < 20),
+        "someone sat a round out: {included:?}"
+    );
+}

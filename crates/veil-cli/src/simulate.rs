@@ -23,7 +23,7 @@ use veil_learn::train::{LocalOptimizer, LocalTraining, train_local};
 use veil_net::client::{UpdateSource, run_client};
 use veil_net::local::LocalDeployment;
 use veil_net::server::{
-    PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, ServerModel, bind, run_server,
+    PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, ServerModel, bind, run_in_memory, run_server,
 };
 use veil_net::task::Task;
 
@@ -42,6 +42,16 @@ pub(crate) enum DpMode {
     Distributed,
     /// Example-level DP-SGD inside each client's training (cross-silo).
     DpSgd,
+}
+
+/// How the server and clients exchange messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Transport {
+    /// Real QUIC with mutual TLS on 127.0.0.1.
+    Quic,
+    /// In memory, with virtual deadlines (fast experiments; no network code).
+    Memory,
 }
 
 /// Local optimiser.
@@ -144,6 +154,9 @@ pub(crate) struct SimulateArgs {
     /// The run directory (must not exist). Default `runs/<unix time>`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// `quic` (default) or `memory`.
+    #[arg(long, value_enum)]
+    transport: Option<Transport>,
 }
 
 #[cfg(test)]
@@ -179,6 +192,7 @@ struct Settings {
     server: ServerOptimizerKind,
     seed: u64,
     out: PathBuf,
+    transport: Transport,
 }
 
 fn parse_model(s: &str, inputs: usize, classes: usize) -> Result<ModelSpec, String> {
@@ -371,6 +385,11 @@ fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         server,
         seed: pick(args.seed.as_ref(), file.seed.as_ref(), 1),
         out,
+        transport: pick(
+            args.transport.as_ref(),
+            file.transport.as_ref(),
+            Transport::Quic,
+        ),
     })
 }
 
@@ -424,6 +443,8 @@ struct RoundRow {
     test_auc: Option<f64>,
     epsilon: Option<f64>,
     ms: u64,
+    bytes_up_per_client: u64,
+    bytes_down_per_client: u64,
     udp_bytes_up_per_client: u64,
     udp_bytes_down_per_client: u64,
 }
@@ -472,6 +493,8 @@ impl ServerModel for LearnServer {
                     .and_then(|r| self.example_epsilon.get(r.wrapping_sub(1)).copied())
             }),
             ms: report.total_ms,
+            bytes_up_per_client: report.bytes_in / n,
+            bytes_down_per_client: report.bytes_out / n,
             udp_bytes_up_per_client: report.udp_bytes_in / n,
             udp_bytes_down_per_client: report.udp_bytes_out / n,
         };
@@ -632,51 +655,46 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         Box::new(server_model),
         Some(initial),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let summary = rt.block_on(async {
-        let endpoint = bind(&options).map_err(|e| e.to_string())?;
-        let addr = endpoint.local_addr().map_err(|e| e.to_string())?;
-        let server = tokio::spawn(run_server(options, endpoint, std::future::pending()));
-        let mut clients = Vec::new();
-        for (i, rows) in parts.iter().enumerate() {
-            let options = deployment
-                .client_options(i, addr, dimension)
+    let mut sources = Vec::with_capacity(parts.len());
+    for (i, rows) in parts.iter().enumerate() {
+        sources.push(LearnSource {
+            spec: s.spec.clone(),
+            data: s.train.subset(rows),
+            local: s.local,
+            seed: s.seed.wrapping_add(i as u64 + 1),
+            dropout: s.dropout,
+            rng: ChaCha20Rng::seed_from_u64(s.seed.wrapping_mul(31).wrapping_add(i as u64)),
+            dp_sgd: dp_sgd_plans.get(i).map(|&(z, _, _)| {
+                (
+                    DpSgd {
+                        clip_norm: s.clip_norm,
+                        noise_multiplier: z,
+                    },
+                    ChaCha20Rng::from_rng(&mut rand::rng()),
+                )
+            }),
+        });
+    }
+    let summary = match s.transport {
+        Transport::Quic => run_quic(&deployment, options, sources, dimension)?,
+        Transport::Memory => {
+            let clients = sources
+                .into_iter()
+                .enumerate()
+                .map(|(i, source)| deployment.memory_client(i, Box::new(source)))
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
-            let mut source = LearnSource {
-                spec: s.spec.clone(),
-                data: s.train.subset(rows),
-                local: s.local,
-                seed: s.seed.wrapping_add(i as u64 + 1),
-                dropout: s.dropout,
-                rng: ChaCha20Rng::seed_from_u64(s.seed.wrapping_mul(31).wrapping_add(i as u64)),
-                dp_sgd: dp_sgd_plans.get(i).map(|&(z, _, _)| {
-                    (
-                        DpSgd {
-                            clip_norm: s.clip_norm,
-                            noise_multiplier: z,
-                        },
-                        ChaCha20Rng::from_rng(&mut rand::rng()),
-                    )
-                }),
-            };
-            clients.push(tokio::spawn(async move {
-                run_client(options, &mut source, std::future::pending()).await
-            }));
-        }
-        let summary = server
-            .await
+            run_in_memory(
+                options.plan,
+                &deployment.roster,
+                &options.state_dir,
+                options.model,
+                options.initial_model.as_deref(),
+                clients,
+            )
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        for c in clients {
-            c.await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
         }
-        Ok::<_, String>(summary)
-    })?;
+    };
     progress.finish();
     let rows = rows.lock().map_err(|_| "metrics lost".to_owned())?.clone();
     write_metrics(&s.out, &rows)?;
@@ -686,7 +704,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
     )?;
     let last = rows.last().ok_or("no round was released")?;
     let mut text = format!(
-        "veil simulate: {}, {} clients ({}), {}, {} rounds over QUIC on 127.0.0.1 in {:.1} s\n",
+        "veil simulate: {}, {} clients ({}), {}, {} rounds {} in {:.1} s\n",
         s.data_name,
         s.clients,
         s.partition_text,
@@ -695,6 +713,10 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
             Architecture::Mlp { hidden } => format!("MLP {hidden:?}"),
         },
         summary.released_rounds,
+        match s.transport {
+            Transport::Quic => "over QUIC on 127.0.0.1",
+            Transport::Memory => "in memory",
+        },
         started.elapsed().as_secs_f64()
     );
     text += &format!(
@@ -725,10 +747,22 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         _ => "privacy: off (the released sums carry no noise)\n".to_owned(),
     };
     text += &format!("secure aggregation: {secagg_text}\n");
+    let (up, down, unit): (Vec<u64>, Vec<u64>, &str) = match s.transport {
+        Transport::Quic => (
+            rows.iter().map(|r| r.udp_bytes_up_per_client).collect(),
+            rows.iter().map(|r| r.udp_bytes_down_per_client).collect(),
+            "UDP",
+        ),
+        Transport::Memory => (
+            rows.iter().map(|r| r.bytes_up_per_client).collect(),
+            rows.iter().map(|r| r.bytes_down_per_client).collect(),
+            "messages",
+        ),
+    };
     text += &format!(
-        "per round: {} B up and {} B down per client (UDP, median), {} ms (median)\n",
-        median(rows.iter().map(|r| r.udp_bytes_up_per_client).collect()),
-        median(rows.iter().map(|r| r.udp_bytes_down_per_client).collect()),
+        "per round: {} B up and {} B down per client ({unit}, median), {} ms (median)\n",
+        median(up),
+        median(down),
         median(rows.iter().map(|r| r.ms).collect()),
     );
     text += &format!(
@@ -738,14 +772,51 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
     Ok(text)
 }
 
+/// Runs the server and the clients over real QUIC on 127.0.0.1.
+fn run_quic(
+    deployment: &LocalDeployment,
+    options: veil_net::server::ServerOptions,
+    sources: Vec<LearnSource>,
+    dimension: u32,
+) -> Result<veil_net::server::ServerSummary, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let endpoint = bind(&options).map_err(|e| e.to_string())?;
+        let addr = endpoint.local_addr().map_err(|e| e.to_string())?;
+        let server = tokio::spawn(run_server(options, endpoint, std::future::pending()));
+        let mut clients = Vec::new();
+        for (i, mut source) in sources.into_iter().enumerate() {
+            let options = deployment
+                .client_options(i, addr, dimension)
+                .map_err(|e| e.to_string())?;
+            clients.push(tokio::spawn(async move {
+                run_client(options, &mut source, std::future::pending()).await
+            }));
+        }
+        let summary = server
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        for c in clients {
+            c.await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(summary)
+    })
+}
+
 fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut csv = String::from(
-        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
+        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
     );
     for r in rows {
         csv += &format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.round,
             r.included,
             r.participants,
@@ -754,6 +825,8 @@ fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
             opt(r.test_auc),
             opt(r.epsilon),
             r.ms,
+            r.bytes_up_per_client,
+            r.bytes_down_per_client,
             r.udp_bytes_up_per_client,
             r.udp_bytes_down_per_client
         );

@@ -190,6 +190,36 @@ pub async fn run_client(
     })
 }
 
+/// A client's input for a round: its source's update for `task`, clipped,
+/// quantised into `Z_2^bits` and noised as the task says (veil-dp).
+///
+/// # Errors
+/// [`Error::Source`] if the source fails or returns the wrong length;
+/// [`Error::Privacy`] if veil-dp refuses the task's parameters.
+pub(crate) fn client_input<R: rand_core::CryptoRng + ?Sized>(
+    task: &Task,
+    bits: u32,
+    source: &mut dyn UpdateSource,
+    rng: &mut R,
+) -> Result<veil_dp::contribution::Contribution> {
+    let mut update = source.update(task).map_err(Error::Source)?;
+    if update.len() != task.model.len() {
+        return Err(Error::Source(format!(
+            "update has {} values, the model {}",
+            update.len(),
+            task.model.len()
+        )));
+    }
+    Ok(veil_dp::contribution::contribute(
+        &mut update,
+        task.clip_norm,
+        task.scale,
+        bits,
+        task.noise_variance,
+        rng,
+    )?)
+}
+
 struct Worker<'a> {
     id: ParticipantId,
     roster: Roster,
@@ -442,22 +472,7 @@ impl Worker<'_> {
             return Err(Error::Frame("the config does not match the task"));
         }
         let started = Instant::now();
-        let mut update = source.update(task).map_err(Error::Source)?;
-        if update.len() != task.model.len() {
-            return Err(Error::Source(format!(
-                "update has {} values, the model {}",
-                update.len(),
-                task.model.len()
-            )));
-        }
-        let contribution = veil_dp::contribution::contribute(
-            &mut update,
-            task.clip_norm,
-            task.scale,
-            config.ring.bits(),
-            task.noise_variance,
-            &mut self.rng,
-        )?;
+        let contribution = client_input(task, config.ring.bits(), source, &mut self.rng)?;
         info!(
             id = self.id,
             round,

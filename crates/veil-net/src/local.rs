@@ -11,11 +11,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use veil_crypto::sign::IdentitySigningKey;
 
-use crate::client::{Backoff, ClientOptions};
+use crate::client::{Backoff, ClientOptions, UpdateSource};
 use crate::deployment::RosterFile;
 use crate::error::{Error, Result};
 use crate::pki::{DevCa, Issued, fingerprint};
-use crate::server::{RoundPlan, ServerModel, ServerOptions};
+use crate::server::{MemoryClient, RoundPlan, ServerModel, ServerOptions};
 use crate::tls::Limits;
 
 /// One client of a [`LocalDeployment`].
@@ -118,6 +118,23 @@ impl LocalDeployment {
             model,
             initial_model,
         }
+    }
+
+    /// Client `i` for an in-memory run ([`crate::server::run_in_memory`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] if there is no client `i`.
+    pub fn memory_client(&self, i: usize, source: Box<dyn UpdateSource>) -> Result<MemoryClient> {
+        let c = self
+            .clients
+            .get(i)
+            .ok_or_else(|| Error::Config(format!("no client {i}")))?;
+        let id = u32::try_from(i).map_err(|_| Error::Config(format!("no client {i}")))?;
+        Ok(MemoryClient {
+            id,
+            identity: c.identity.clone(),
+            source,
+        })
     }
 
     /// Options for client `i` of a server at `server`.

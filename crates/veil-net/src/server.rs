@@ -26,6 +26,10 @@ use veil_dp::ledger::{Ledger, RoundSpend};
 use veil_secagg::messages::max_client_message_len;
 use veil_secagg::{Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
+mod memory;
+
+pub use memory::{MemoryClient, run_in_memory};
+
 use crate::conn::{Caps, ReadEvent, SEND_QUEUE, spawn_reader, spawn_writer};
 use crate::deployment::RosterFile;
 use crate::error::{Error, Result};
@@ -339,25 +343,6 @@ pub async fn run_server(
     endpoint: quinn::Endpoint,
     shutdown: impl Future<Output = ()>,
 ) -> Result<ServerSummary> {
-    options.plan.check()?;
-    let (state, restored) = StateDir::open(
-        &options.state_dir,
-        options.plan.dimension,
-        options.initial_model.as_deref(),
-    )?;
-    let ledger = match options.plan.privacy {
-        Some(p) => Some(Ledger::open(&state.ledger_path(), p.budget, p.delta)?),
-        None => None,
-    };
-    if restored.resumed {
-        info!(
-            released_rounds = restored.counters.released_rounds,
-            next_round_id = restored.counters.next_round_id,
-            epsilon = ledger.as_ref().map(|l| l.summary().epsilon),
-            "resumed from {}",
-            state.root().display()
-        );
-    }
     let local = endpoint.local_addr().ok();
     info!(address = ?local, clients = options.roster.entries().len(), "listening");
 
@@ -369,20 +354,14 @@ pub async fn run_server(
         options.handshake_timeout,
         tx,
     ));
-    let mut coordinator = Coordinator {
-        roster: options.roster.protocol_roster(),
-        roster_size: options.roster.entries().len(),
-        plan: options.plan,
-        state,
-        counters: restored.counters,
-        model: restored.model,
-        ledger,
-        pool: BTreeMap::new(),
+    let mut coordinator = Coordinator::open(
+        options.plan,
+        &options.roster,
+        &options.state_dir,
+        options.model,
+        options.initial_model.as_deref(),
         rx,
-        rng: ChaCha20Rng::from_rng(&mut rand::rng()),
-        failed_rounds: 0,
-        server_model: options.model,
-    };
+    )?;
     let result = tokio::select! {
         r = coordinator.run() => r,
         () = shutdown => Ok(StopReason::Shutdown),
@@ -563,37 +542,87 @@ struct Flight {
 }
 
 impl Coordinator {
+    /// Opens the state directory (resuming from it) and the ledger.
+    fn open(
+        plan: RoundPlan,
+        roster: &RosterFile,
+        state_dir: &std::path::Path,
+        server_model: Box<dyn ServerModel>,
+        initial_model: Option<&[f32]>,
+        rx: mpsc::Receiver<Tagged>,
+    ) -> Result<Self> {
+        plan.check()?;
+        let (state, restored) = StateDir::open(state_dir, plan.dimension, initial_model)?;
+        let ledger = match plan.privacy {
+            Some(p) => Some(Ledger::open(&state.ledger_path(), p.budget, p.delta)?),
+            None => None,
+        };
+        if restored.resumed {
+            info!(
+                released_rounds = restored.counters.released_rounds,
+                next_round_id = restored.counters.next_round_id,
+                epsilon = ledger.as_ref().map(|l| l.summary().epsilon),
+                "resumed from {}",
+                state.root().display()
+            );
+        }
+        Ok(Self {
+            roster: roster.protocol_roster(),
+            roster_size: roster.entries().len(),
+            plan,
+            state,
+            counters: restored.counters,
+            model: restored.model,
+            ledger,
+            pool: BTreeMap::new(),
+            rx,
+            rng: ChaCha20Rng::from_rng(&mut rand::rng()),
+            failed_rounds: 0,
+            server_model,
+        })
+    }
+
     async fn run(&mut self) -> Result<StopReason> {
         loop {
-            if self.plan.rounds > 0 && self.counters.released_rounds >= self.plan.rounds {
-                return Ok(StopReason::RoundsDone);
-            }
-            if let (Some(ledger), Some(p)) = (&self.ledger, self.plan.privacy) {
-                let spend = RoundSpend::new(
-                    self.counters.next_round_id,
-                    p.noise_multiplier,
-                    self.plan.sampling_rate,
-                    self.plan.clip_norm,
-                    self.plan.min_clients as u64,
-                );
-                let next = ledger.epsilon_after(&spend)?;
-                if next > p.budget {
-                    warn!(
-                        spent = ledger.summary().epsilon,
-                        next,
-                        budget = p.budget,
-                        "privacy budget exhausted: no further round"
-                    );
-                    return Ok(StopReason::BudgetExhausted);
-                }
+            if let Some(stop) = self.stop_reason()? {
+                return Ok(stop);
             }
             self.wait_for_pool().await;
-            let Some(cohort) = self.sample_cohort() else {
+            let pool: Vec<ParticipantId> = self.pool.keys().copied().collect();
+            let Some(cohort) = self.sample_cohort(pool) else {
                 tokio::time::sleep(self.plan.start_delay.max(Duration::from_millis(50))).await;
                 continue;
             };
             self.run_round(cohort).await?;
         }
+    }
+
+    /// Whether the run is over: its rounds are released, or the next round
+    /// would take `ε` past the budget.
+    fn stop_reason(&self) -> Result<Option<StopReason>> {
+        if self.plan.rounds > 0 && self.counters.released_rounds >= self.plan.rounds {
+            return Ok(Some(StopReason::RoundsDone));
+        }
+        if let (Some(ledger), Some(p)) = (&self.ledger, self.plan.privacy) {
+            let spend = RoundSpend::new(
+                self.counters.next_round_id,
+                p.noise_multiplier,
+                self.plan.sampling_rate,
+                self.plan.clip_norm,
+                self.plan.min_clients as u64,
+            );
+            let next = ledger.epsilon_after(&spend)?;
+            if next > p.budget {
+                warn!(
+                    spent = ledger.summary().epsilon,
+                    next,
+                    budget = p.budget,
+                    "privacy budget exhausted: no further round"
+                );
+                return Ok(Some(StopReason::BudgetExhausted));
+            }
+        }
+        Ok(None)
     }
 
     /// Waits until the pool holds every roster client, or `min_clients`
@@ -682,12 +711,10 @@ impl Coordinator {
 
     /// Poisson sampling with rate `q` from the pool, as the accountant
     /// assumes; `None` if fewer than `min_clients` were drawn.
-    fn sample_cohort(&mut self) -> Option<Vec<ParticipantId>> {
+    fn sample_cohort(&mut self, available: Vec<ParticipantId>) -> Option<Vec<ParticipantId>> {
         let q = self.plan.sampling_rate;
-        let mut cohort: Vec<ParticipantId> = self
-            .pool
-            .keys()
-            .copied()
+        let mut cohort: Vec<ParticipantId> = available
+            .into_iter()
             .filter(|_| q >= 1.0 || self.rng.random::<f64>() < q)
             .collect();
         if cohort.len() < self.plan.min_clients {
@@ -740,13 +767,14 @@ impl Coordinator {
         )?)
     }
 
-    async fn run_round(&mut self, cohort: Vec<ParticipantId>) -> Result<()> {
+    /// Takes the next round id (persisted before anything is sent, so a
+    /// crash never reuses it), builds the config and the task, and starts
+    /// the session. `None` if no config fits this cohort.
+    fn begin_round(&mut self, cohort: Vec<ParticipantId>) -> Result<Option<Flight>> {
         let round = self.counters.next_round_id;
         let training_round = self.counters.released_rounds.saturating_add(1);
-        // The id is spent before anything is sent, so a crash never reuses it.
         self.counters.next_round_id = round.saturating_add(1);
         self.state.save_counters(&self.counters)?;
-
         let config = match self.round_config(cohort, round) {
             Ok(c) => c,
             Err(e) => {
@@ -756,11 +784,9 @@ impl Coordinator {
                     "round skipped: {e} (set secagg.complete_graph_threshold or lower secagg.corrupt_fraction for small cohorts)"
                 );
                 self.failed_rounds = self.failed_rounds.saturating_add(1);
-                tokio::time::sleep(self.plan.start_delay.max(Duration::from_millis(100))).await;
-                return Ok(());
+                return Ok(None);
             }
         };
-        let client_cap = max_client_message_len(&config);
         let task = Task {
             training_round,
             round,
@@ -781,7 +807,7 @@ impl Coordinator {
         );
         let now = Instant::now();
         let session = ServerSession::new(config.clone(), &self.roster, now)?;
-        let mut flight = Flight {
+        Ok(Some(Flight {
             session,
             task,
             started: now,
@@ -790,7 +816,16 @@ impl Coordinator {
             bytes_in: 0,
             bytes_out: 0,
             udp_start: self.udp_counters(&config.participants),
+        }))
+    }
+
+    async fn run_round(&mut self, cohort: Vec<ParticipantId>) -> Result<()> {
+        let Some(mut flight) = self.begin_round(cohort)? else {
+            tokio::time::sleep(self.plan.start_delay.max(Duration::from_millis(100))).await;
+            return Ok(());
         };
+        let config = flight.session.config().clone();
+        let client_cap = max_client_message_len(&config);
         for id in &config.participants {
             if let Some(peer) = self.pool.get(id) {
                 peer.caps.set(FrameKind::SecAgg, Some(client_cap));
