@@ -596,8 +596,36 @@ fn foreign_and_unlisted_certificates_are_refused_at_the_handshake() {
     dep.wait_clients_ok(&mut clients);
 }
 
-/// A hand-driven client: real TLS with a roster certificate, then frames
-/// of the test's choosing.
+/// A QUIC endpoint presenting `name`'s roster certificate, and the
+/// server's address.
+fn rogue_endpoint(dep: &Deployment, name: &str) -> (quinn::Endpoint, SocketAddr) {
+    let certs = dep.path().join("certs");
+    let ca = veil_net::pki::load_certs(&certs.join("ca.pem")).unwrap();
+    let chain = veil_net::pki::load_certs(&certs.join(format!("{name}.pem"))).unwrap();
+    let key = veil_net::pki::load_key(&certs.join(format!("{name}.key"))).unwrap();
+    let limits = veil_net::tls::Limits {
+        idle_timeout: Duration::from_secs(30),
+        max_connections: 1,
+    };
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint
+        .set_default_client_config(veil_net::tls::client_config(&ca, chain, key, &limits).unwrap());
+    let addr: SocketAddr = format!("127.0.0.1:{}", dep.port).parse().unwrap();
+    (endpoint, addr)
+}
+
+/// Connects, retrying until the server listens.
+async fn connect_when_up(endpoint: &quinn::Endpoint, addr: SocketAddr) -> quinn::Connection {
+    loop {
+        match endpoint.connect(addr, "localhost").unwrap().await {
+            Ok(c) => return c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A hand-driven client: real TLS with a roster certificate, its stream
+/// opened with a Hello, then frames of the test's choosing.
 async fn rogue_connect(
     dep: &Deployment,
     name: &str,
@@ -607,24 +635,8 @@ async fn rogue_connect(
     quinn::SendStream,
     quinn::RecvStream,
 ) {
-    let certs = dep.path().join("certs");
-    let ca = veil_net::pki::load_certs(&certs.join("ca.pem")).unwrap();
-    let chain = veil_net::pki::load_certs(&certs.join(format!("{name}.pem"))).unwrap();
-    let key = veil_net::pki::load_key(&certs.join(format!("{name}.key"))).unwrap();
-    let limits = veil_net::tls::Limits {
-        idle_timeout: Duration::from_secs(5),
-        max_connections: 1,
-    };
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint
-        .set_default_client_config(veil_net::tls::client_config(&ca, chain, key, &limits).unwrap());
-    let addr: SocketAddr = format!("127.0.0.1:{}", dep.port).parse().unwrap();
-    let conn = loop {
-        match endpoint.connect(addr, "localhost").unwrap().await {
-            Ok(c) => break c,
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
+    let (endpoint, addr) = rogue_endpoint(dep, name);
+    let conn = connect_when_up(&endpoint, addr).await;
     let (mut send, recv) = conn.open_bi().await.unwrap();
     let hello = veil_net::frame::encode_frame(veil_net::frame::FrameKind::Hello, &[]).unwrap();
     send.write_all(&hello).await.unwrap();
@@ -666,8 +678,15 @@ fn oversized_and_malformed_frames_cost_only_the_sender() {
     let mut oversized = vec![3_u8];
     oversized.extend_from_slice(&(1_u32 << 30).to_be_bytes());
     oversized.extend_from_slice(&[0; 64]);
-    let garbage =
-        veil_net::frame::encode_frame(veil_net::frame::FrameKind::SecAgg, &[0xEE; 40]).unwrap();
+    // client-6 first sends a message of round 0, older than any round: it
+    // is ignored as stale and costs nothing; then the garbage.
+    let mut stale_message = vec![1_u8, 2, 0, 0, 0, 0, 0, 0, 0, 0];
+    stale_message.extend_from_slice(&[0; 128]);
+    let mut garbage =
+        veil_net::frame::encode_frame(veil_net::frame::FrameKind::SecAgg, &stale_message).unwrap();
+    garbage.extend(
+        veil_net::frame::encode_frame(veil_net::frame::FrameKind::SecAgg, &[0xEE; 40]).unwrap(),
+    );
     let dep = Arc::new(dep);
     let (a, b) = rt.block_on(async {
         tokio::join!(
@@ -693,6 +712,7 @@ fn oversized_and_malformed_frames_cost_only_the_sender() {
     dep.check_sum(rel[0], 300);
     let log = dep.log("server.log");
     assert!(log.contains("frame longer than its cap"), "{log}");
+    assert!(log.contains("stale message ignored participant=5"), "{log}");
     dep.wait_clients_ok(&mut clients);
 }
 
@@ -708,25 +728,8 @@ fn a_flood_of_half_open_connections_is_bounded_and_timed_out() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     // 30 connections with a roster certificate that never send their Hello.
     let held = rt.block_on(async {
-        let certs = dep.path().join("certs");
-        let ca = veil_net::pki::load_certs(&certs.join("ca.pem")).unwrap();
-        let chain = veil_net::pki::load_certs(&certs.join("client-1.pem")).unwrap();
-        let key = veil_net::pki::load_key(&certs.join("client-1.key")).unwrap();
-        let limits = veil_net::tls::Limits {
-            idle_timeout: Duration::from_secs(30),
-            max_connections: 1,
-        };
-        let config = veil_net::tls::client_config(&ca, chain, key, &limits).unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", dep.port).parse().unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(config);
-        // Wait for the server to listen.
-        let first = loop {
-            match endpoint.connect(addr, "localhost").unwrap().await {
-                Ok(c) => break c,
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        };
+        let (endpoint, addr) = rogue_endpoint(&dep, "client-1");
+        let first = connect_when_up(&endpoint, addr).await;
         let attempts: Vec<_> = (0..29)
             .map(|_| endpoint.connect(addr, "localhost").unwrap())
             .collect();
@@ -753,4 +756,50 @@ fn a_flood_of_half_open_connections_is_bounded_and_timed_out() {
     assert_eq!(rel, 1);
     dep.wait_clients_ok(&mut clients);
     drop(held);
+}
+
+#[test]
+fn a_second_connection_of_a_client_replaces_the_first() {
+    let dep = Deployment::new(2);
+    // First, a roster too small for min_clients is refused at start, rather
+    // than waiting forever for a cohort.
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        ..ServerSettings::default()
+    });
+    let mut refused = dep.spawn_server();
+    let (ok, _) = dep.wait_exit(&mut refused, "server");
+    assert!(!ok);
+    assert!(
+        dep.log("server.log").contains("fewer than min_clients = 3"),
+        "{}",
+        dep.log("server.log")
+    );
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        min_clients: 2,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_endpoint, first, _send, _recv) = rt.block_on(rogue_connect(&dep, "client-1"));
+    dep.wait_for("the first connection to be admitted", || {
+        dep.log("server.log")
+            .contains("client connected participant=0")
+    });
+    // The real client-1 connects too: the server keeps the newer connection.
+    let mut clients = vec![dep.spawn_client("client-1")];
+    let reason = rt
+        .block_on(async { tokio::time::timeout(LIVENESS, first.closed()).await })
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("code 2"), "closed as replaced: {reason}");
+    clients.push(dep.spawn_client("client-2"));
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}");
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 1, "{rounds:?}");
+    assert_eq!(ids(rel[0], "included"), vec![0, 1]);
+    dep.wait_clients_ok(&mut clients);
 }

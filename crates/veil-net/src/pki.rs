@@ -16,7 +16,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::error::{Error, Result, bad_file, io_err};
+use crate::error::{Error, Result, bad_file};
 use crate::files;
 
 /// The common name of every development CA.
@@ -188,12 +188,4 @@ pub fn fingerprint_file(path: &Path) -> Result<[u8; 32]> {
         .first()
         .map(fingerprint)
         .ok_or_else(|| bad_file(path, "holds no certificate"))
-}
-
-/// Checks that a path exists before it is used as a certificate directory.
-///
-/// # Errors
-/// [`Error::Io`] naming the path.
-pub fn require_dir(path: &Path) -> Result<()> {
-    std::fs::metadata(path).map_err(io_err(path)).map(|_| ())
 }

@@ -552,6 +552,13 @@ impl Coordinator {
         rx: mpsc::Receiver<Tagged>,
     ) -> Result<Self> {
         plan.check()?;
+        if roster.entries().len() < plan.min_clients {
+            return Err(Error::Config(format!(
+                "the roster lists {} clients, fewer than min_clients = {}: no round could start",
+                roster.entries().len(),
+                plan.min_clients
+            )));
+        }
         let (state, restored) = StateDir::open(state_dir, plan.dimension, initial_model)?;
         let ledger = match plan.privacy {
             Some(p) => Some(Ledger::open(&state.ledger_path(), p.budget, p.delta)?),
@@ -665,9 +672,9 @@ impl Coordinator {
                 self.remove(id, generation, &why);
             }
             Inbound::Read(ReadEvent::Frame(..)) => {
-                // Between rounds no client frame is expected (caps refuse
-                // SecAgg frames then); a stale one is ignored.
-                debug!(participant = id, "frame between rounds ignored");
+                // Only a late message of the round just ended gets here (the
+                // caps refuse anything else), and it is stale.
+                debug!(participant = id, "stale message between rounds ignored");
             }
         }
     }
@@ -836,11 +843,9 @@ impl Coordinator {
             self.send(&mut flight, id, Arc::clone(&task_frame));
         }
         let outcome = self.drive(&mut flight).await;
-        for id in &config.participants {
-            if let Some(peer) = self.pool.get(id) {
-                peer.caps.set(FrameKind::SecAgg, None);
-            }
-        }
+        // The participants keep this round's cap afterwards: a message they
+        // sent before learning that the round ended arrives late, and is
+        // ignored as stale rather than treated as a violation.
         self.finish(flight, outcome)
     }
 
@@ -980,18 +985,16 @@ impl Coordinator {
                 {
                     return;
                 }
+                // A late message of an earlier round is stale, not hostile.
+                if kind == FrameKind::SecAgg
+                    && message_round(&bytes).is_some_and(|r| r < flight.task.round)
+                {
+                    debug!(participant = id, "stale message ignored");
+                    return;
+                }
                 if kind != FrameKind::SecAgg || !participant {
                     warn!(participant = id, ?kind, "unexpected frame: disconnected");
                     self.remove(id, generation, "unexpected frame");
-                    return;
-                }
-                // A late message of an earlier round is stale, not hostile.
-                let round = bytes
-                    .get(2..10)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes);
-                if round.is_some_and(|r| r < flight.task.round) {
-                    debug!(participant = id, "stale message ignored");
                     return;
                 }
                 flight.bytes_in = flight.bytes_in.saturating_add(bytes.len() as u64);
@@ -1140,6 +1143,14 @@ impl Coordinator {
         self.server_model.released(&report, &self.model);
         Ok(())
     }
+}
+
+/// The round id in a protocol message's header (SPEC §10.1), unchecked.
+fn message_round(bytes: &[u8]) -> Option<u64> {
+    bytes
+        .get(2..10)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
 }
 
 fn millis(d: Duration) -> u64 {
