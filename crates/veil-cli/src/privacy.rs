@@ -7,6 +7,7 @@ use serde::Serialize;
 use veil_dp::Error;
 use veil_dp::calibrate;
 use veil_dp::ledger;
+use veil_dp::pld::PldAccountant;
 use veil_dp::rdp::{Conversion, RdpAccountant};
 
 /// Privacy planning and auditing.
@@ -29,6 +30,23 @@ pub(crate) enum Accountant {
     Rdp,
     /// Privacy loss distributions (tighter).
     Pld,
+}
+
+impl Accountant {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rdp => "RDP",
+            Self::Pld => "PLD",
+        }
+    }
+
+    /// The library's accountant (RDP with the improved conversion).
+    fn dp(self) -> calibrate::Accountant {
+        match self {
+            Self::Rdp => calibrate::Accountant::Rdp(Conversion::Improved),
+            Self::Pld => calibrate::Accountant::Pld,
+        }
+    }
 }
 
 /// The RDP-to-(epsilon, delta) conversion.
@@ -57,7 +75,7 @@ pub(crate) struct EpsilonArgs {
     /// The accountant.
     #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
     accountant: Accountant,
-    /// The RDP conversion.
+    /// The RDP conversion (RDP accountant only).
     #[arg(long, value_enum, default_value_t = ConversionArg::Improved)]
     conversion: ConversionArg,
     /// Machine-readable output.
@@ -86,6 +104,9 @@ pub(crate) struct CalibrateArgs {
     /// released sum (the secure-aggregation threshold t).
     #[arg(long, allow_negative_numbers = true)]
     min_survivors: Option<i64>,
+    /// The accountant.
+    #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
+    accountant: Accountant,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -102,6 +123,9 @@ pub(crate) struct PlanArgs {
     /// Noise multipliers to compare.
     #[arg(long, value_delimiter = ',', default_values_t = [0.5, 0.8, 1.0, 1.5, 2.0, 4.0], allow_negative_numbers = true)]
     noise_multipliers: Vec<f64>,
+    /// The accountant.
+    #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
+    accountant: Accountant,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -111,6 +135,10 @@ pub(crate) struct PlanArgs {
 pub(crate) struct LedgerArgs {
     /// The ledger file (JSON lines).
     path: PathBuf,
+    /// Also report the cumulative epsilon by the PLD accountant (the
+    /// ledger records and enforces RDP).
+    #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
+    accountant: Accountant,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -151,33 +179,40 @@ fn json<T: Serialize>(v: &T) -> String {
 #[derive(Serialize)]
 struct EpsilonOut {
     accountant: &'static str,
-    conversion: &'static str,
+    conversion: Option<&'static str>,
     noise_multiplier: f64,
     sampling_rate: f64,
     rounds: u64,
     delta: f64,
     epsilon: f64,
-    optimal_order: f64,
+    optimal_order: Option<f64>,
 }
 
 fn epsilon(a: &EpsilonArgs) -> Result<String, Error> {
     let rounds = rounds_arg(a.rounds)?;
-    if a.accountant == Accountant::Pld {
-        return Err(Error::InvalidParameter {
-            name: "accountant",
-            value: f64::NAN,
-            expected: "rdp: the PLD accountant is not available in this version",
-        });
-    }
-    let mut acc = RdpAccountant::new();
-    acc.compose_subsampled_gaussian(a.noise_multiplier, a.sampling_rate, rounds)?;
-    let (eps, order) = acc.epsilon(a.delta, conversion(a.conversion))?;
+    let (eps, order, conversion_name) = match a.accountant {
+        Accountant::Rdp => {
+            let mut acc = RdpAccountant::new();
+            acc.compose_subsampled_gaussian(a.noise_multiplier, a.sampling_rate, rounds)?;
+            let (eps, order) = acc.epsilon(a.delta, conversion(a.conversion))?;
+            let name = match a.conversion {
+                ConversionArg::Improved => "improved",
+                ConversionArg::Classic => "classic",
+            };
+            (eps, Some(order), Some(name))
+        }
+        Accountant::Pld => {
+            let mut acc = PldAccountant::new();
+            acc.compose_subsampled_gaussian(a.noise_multiplier, a.sampling_rate, rounds)?;
+            (acc.epsilon(a.delta)?, None, None)
+        }
+    };
     let out = EpsilonOut {
-        accountant: "rdp",
-        conversion: match a.conversion {
-            ConversionArg::Improved => "improved",
-            ConversionArg::Classic => "classic",
+        accountant: match a.accountant {
+            Accountant::Rdp => "rdp",
+            Accountant::Pld => "pld",
         },
+        conversion: conversion_name,
         noise_multiplier: a.noise_multiplier,
         sampling_rate: a.sampling_rate,
         rounds,
@@ -188,19 +223,30 @@ fn epsilon(a: &EpsilonArgs) -> Result<String, Error> {
     if a.json {
         return Ok(json(&out));
     }
+    let (how, at) = match (conversion_name, order) {
+        (Some(c), Some(o)) => (
+            format!("RDP ({c} conversion)"),
+            format!("   (at Rényi order {o})"),
+        ),
+        _ => (
+            "PLD (privacy loss distribution, add-or-remove)".to_owned(),
+            String::new(),
+        ),
+    };
     Ok(format!(
-        "accountant        RDP ({} conversion)\n\
+        "accountant        {how}\n\
          noise multiplier  {}\n\
          sampling rate     {}\n\
          rounds            {}\n\
          delta             {:e}\n\
-         epsilon           {:.4}   (at Rényi order {})",
-        out.conversion, out.noise_multiplier, out.sampling_rate, rounds, out.delta, eps, order
+         epsilon           {:.4}{at}",
+        out.noise_multiplier, out.sampling_rate, rounds, out.delta, eps
     ))
 }
 
 #[derive(Serialize)]
 struct CalibrateOut {
+    accountant: &'static str,
     epsilon_target: f64,
     delta: f64,
     sampling_rate: f64,
@@ -232,14 +278,16 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
             },
         )?),
     };
-    let z = calibrate::noise_multiplier(a.epsilon, a.delta, a.sampling_rate, rounds)?;
-    let achieved = calibrate::epsilon(z, a.sampling_rate, rounds, a.delta, Conversion::Improved)?;
+    let acc = a.accountant.dp();
+    let z = calibrate::noise_multiplier_by(acc, a.epsilon, a.delta, a.sampling_rate, rounds)?;
+    let achieved = calibrate::epsilon_by(acc, z, a.sampling_rate, rounds, a.delta)?;
     let noise_std = z * a.clip_norm;
     let per_client = match min_survivors {
         Some(t) => Some(veil_dp::noise::per_client_variance(noise_std * noise_std, t)?.sqrt()),
         None => None,
     };
     let out = CalibrateOut {
+        accountant: a.accountant.name(),
         epsilon_target: a.epsilon,
         delta: a.delta,
         sampling_rate: a.sampling_rate,
@@ -256,9 +304,17 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
     }
     let mut text = format!(
         "target            epsilon {} at delta {:e}, {} rounds, sampling rate {}\n\
-         noise multiplier  {:.4}   (gives epsilon {:.4})\n\
+         noise multiplier  {:.4}   (gives epsilon {:.4}, {} accountant)\n\
          noise std         {:.4}   (clip norm {})",
-        a.epsilon, a.delta, rounds, a.sampling_rate, z, achieved, noise_std, a.clip_norm
+        a.epsilon,
+        a.delta,
+        rounds,
+        a.sampling_rate,
+        z,
+        achieved,
+        out.accountant,
+        noise_std,
+        a.clip_norm
     );
     if let (Some(t), Some(pc)) = (min_survivors, per_client) {
         text.push_str(&format!(
@@ -279,7 +335,7 @@ struct PlanRow {
 fn plan(a: &PlanArgs) -> Result<String, Error> {
     let mut rows = Vec::new();
     for &z in &a.noise_multipliers {
-        let eps = |t| calibrate::epsilon(z, a.sampling_rate, t, a.delta, Conversion::Improved);
+        let eps = |t| calibrate::epsilon_by(a.accountant.dp(), z, a.sampling_rate, t, a.delta);
         rows.push(PlanRow {
             noise_multiplier: z,
             epsilon_10: eps(10)?,
@@ -291,10 +347,12 @@ fn plan(a: &PlanArgs) -> Result<String, Error> {
         return Ok(json(&rows));
     }
     let mut text = format!(
-        "epsilon at delta {:e}, sampling rate {} (RDP accountant)\n\n\
+        "epsilon at delta {:e}, sampling rate {} ({} accountant)\n\n\
          noise multiplier | 10 rounds | 100 rounds | 1000 rounds\n\
          -----------------+-----------+------------+------------",
-        a.delta, a.sampling_rate
+        a.delta,
+        a.sampling_rate,
+        a.accountant.name()
     );
     for r in &rows {
         text.push_str(&format!(
@@ -313,11 +371,16 @@ struct LedgerOut {
     delta: f64,
     budget: f64,
     remaining: f64,
+    pld_epsilon: Option<f64>,
     history: Vec<(u64, f64)>,
 }
 
 fn ledger_cmd(a: &LedgerArgs) -> Result<String, Error> {
     let s = ledger::replay(&a.path)?;
+    let pld = match a.accountant {
+        Accountant::Rdp => None,
+        Accountant::Pld => Some(s.pld_epsilon()?),
+    };
     let out = LedgerOut {
         rounds: s.rounds,
         last_round: s.last_round,
@@ -325,14 +388,18 @@ fn ledger_cmd(a: &LedgerArgs) -> Result<String, Error> {
         delta: s.delta,
         budget: s.budget,
         remaining: s.remaining(),
+        pld_epsilon: pld,
         history: s.history.clone(),
     };
     if a.json {
         return Ok(json(&out));
     }
+    let pld_line = pld.map_or_else(String::new, |e| {
+        format!("\nby PLD            {e:.4}   (tighter; the ledger enforces RDP)")
+    });
     let mut text = format!(
         "rounds            {}\n\
-         epsilon spent     {:.4}   (delta {:e}, RDP accountant)\n\
+         epsilon spent     {:.4}   (delta {:e}, RDP accountant){pld_line}\n\
          budget            {}\n\
          remaining         {:.4}\n\n\
          round | cumulative epsilon\n\

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use veil_dp::calibrate::epsilon;
 use veil_dp::ledger::{Ledger, RoundSpend};
+use veil_dp::pld::PldAccountant;
 use veil_dp::rdp::Conversion;
 
 fn veil(args: &[&str]) -> Output {
@@ -62,6 +63,41 @@ fn epsilon_matches_the_library() {
     args.extend(["--conversion", "classic"]);
     let classic = json(&veil(&args));
     assert!(classic["epsilon"].as_f64().unwrap() > expected);
+}
+
+#[test]
+fn the_pld_accountant_is_the_library_s_and_tighter() {
+    let mut args = EPS.to_vec();
+    args.extend(["--accountant", "pld", "--json"]);
+    let v = json(&veil(&args));
+    let mut acc = PldAccountant::new();
+    acc.compose_subsampled_gaussian(1.1, 0.01, 1000).unwrap();
+    let expected = acc.epsilon(1e-5).unwrap();
+    assert_eq!(v["accountant"], "pld");
+    assert_eq!(v["epsilon"].as_f64().unwrap(), expected);
+    assert!(v["optimal_order"].is_null() && v["conversion"].is_null());
+    let rdp = epsilon(1.1, 0.01, 1000, 1e-5, Conversion::Improved).unwrap();
+    assert!(expected < rdp, "PLD {expected} vs RDP {rdp}");
+    let cal = json(&veil(&[
+        "privacy",
+        "calibrate",
+        "--epsilon",
+        "2",
+        "--delta",
+        "1e-5",
+        "--sampling-rate",
+        "0.01",
+        "--rounds",
+        "100",
+        "--accountant",
+        "pld",
+        "--json",
+    ]));
+    let z = cal["noise_multiplier"].as_f64().unwrap();
+    let mut at = PldAccountant::new();
+    at.compose_subsampled_gaussian(z, 0.01, 100).unwrap();
+    assert!(at.epsilon(1e-5).unwrap() <= 2.0);
+    assert_eq!(cal["accountant"], "PLD");
 }
 
 #[test]
@@ -135,6 +171,22 @@ fn ledger_replays_and_refuses_a_damaged_file() {
     let expected = epsilon(1.0, 0.05, 4, 1e-5, Conversion::Improved).unwrap();
     assert_eq!(v["epsilon"].as_f64().unwrap(), expected);
     assert!((v["remaining"].as_f64().unwrap() - (5.0 - expected)).abs() < 1e-12);
+    assert!(v["pld_epsilon"].is_null());
+    let with_pld = json(&veil(&[
+        "privacy",
+        "ledger",
+        p,
+        "--accountant",
+        "pld",
+        "--json",
+    ]));
+    let mut acc = PldAccountant::new();
+    acc.compose_subsampled_gaussian(1.0, 0.05, 4).unwrap();
+    assert_eq!(
+        with_pld["pld_epsilon"].as_f64().unwrap(),
+        acc.epsilon(1e-5).unwrap()
+    );
+    assert!(with_pld["pld_epsilon"].as_f64().unwrap() < expected);
     // Cut mid-line: refused, naming the line.
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
@@ -173,9 +225,21 @@ fn bad_input_is_a_one_line_error_and_exit_code_2() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         refused(&args, name);
     }
-    let mut pld = EPS.to_vec();
-    pld.extend(["--accountant", "pld"]);
-    refused(&pld, "accountant");
+    // The PLD accountant checks the same arguments, and bounds the rounds.
+    for (flag, value, name) in [
+        ("--noise-multiplier", "-1", "noise-multiplier"),
+        ("--sampling-rate", "0", "sampling-rate"),
+        ("--delta", "1", "delta"),
+        ("--rounds", "5000000000", "rounds"),
+    ] {
+        let mut args = with(flag, value);
+        args.extend(["--accountant".to_owned(), "pld".to_owned()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused(&args, name);
+    }
+    let mut bad = EPS.to_vec();
+    bad.extend(["--accountant", "moments"]);
+    refused(&bad, "accountant");
     let calibrate = |extra: &[&'static str]| {
         let mut a = vec![
             "privacy",

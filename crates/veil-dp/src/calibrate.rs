@@ -1,7 +1,47 @@
 //! Calibration: the smallest noise multiplier that meets a target `(ε, δ)`.
 
 use crate::error::{Error, Result, check_positive};
+use crate::pld::PldAccountant;
 use crate::rdp::{Conversion, RdpAccountant};
+
+/// Which accountant turns a noise multiplier into `ε`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Accountant {
+    /// Rényi DP with this conversion to `(ε, δ)`.
+    Rdp(Conversion),
+    /// Privacy loss distributions ([`crate::pld`]).
+    Pld,
+}
+
+impl Default for Accountant {
+    fn default() -> Self {
+        Self::Rdp(Conversion::Improved)
+    }
+}
+
+/// `ε` after `steps` steps, by `accountant`.
+///
+/// # Errors
+/// As [`epsilon`], and for PLD more than [`crate::pld::MAX_STEPS`] steps.
+pub fn epsilon_by(
+    accountant: Accountant,
+    noise_multiplier: f64,
+    sampling_rate: f64,
+    steps: u64,
+    delta: f64,
+) -> Result<f64> {
+    match accountant {
+        Accountant::Rdp(conversion) => {
+            epsilon(noise_multiplier, sampling_rate, steps, delta, conversion)
+        }
+        Accountant::Pld => {
+            let mut acc = PldAccountant::new();
+            acc.compose_subsampled_gaussian(noise_multiplier, sampling_rate, steps)?;
+            acc.epsilon(delta)
+        }
+    }
+}
 
 /// The largest noise multiplier the search tries.
 pub const MAX_NOISE_MULTIPLIER: f64 = 1e4;
@@ -36,6 +76,26 @@ pub fn noise_multiplier(
     sampling_rate: f64,
     steps: u64,
 ) -> Result<f64> {
+    noise_multiplier_by(
+        Accountant::default(),
+        target_epsilon,
+        delta,
+        sampling_rate,
+        steps,
+    )
+}
+
+/// As [`noise_multiplier`], with `ε` computed by `accountant`.
+///
+/// # Errors
+/// As [`noise_multiplier`] and [`epsilon_by`].
+pub fn noise_multiplier_by(
+    accountant: Accountant,
+    target_epsilon: f64,
+    delta: f64,
+    sampling_rate: f64,
+    steps: u64,
+) -> Result<f64> {
     let target = check_positive("epsilon", target_epsilon)?;
     if steps == 0 {
         return Err(Error::InvalidParameter {
@@ -44,7 +104,7 @@ pub fn noise_multiplier(
             expected: "a whole number >= 1",
         });
     }
-    let eps = |s: f64| epsilon(s, sampling_rate, steps, delta, Conversion::Improved);
+    let eps = |s: f64| epsilon_by(accountant, s, sampling_rate, steps, delta);
     let (mut lo, mut hi) = (1e-3, 1.0);
     while eps(hi)? > target {
         lo = hi;
@@ -84,6 +144,17 @@ mod tests {
                 "not the smallest: {below} <= {target} at {sigma}"
             );
         }
+    }
+
+    #[test]
+    fn pld_calibration_needs_less_noise_than_rdp() {
+        let (q, steps) = (0.01, 1000);
+        let rdp = noise_multiplier(1.0, 1e-5, q, steps).unwrap();
+        let pld = noise_multiplier_by(Accountant::Pld, 1.0, 1e-5, q, steps).unwrap();
+        let at = epsilon_by(Accountant::Pld, pld, q, steps, 1e-5).unwrap();
+        let below = epsilon_by(Accountant::Pld, pld * (1.0 - 2e-4), q, steps, 1e-5).unwrap();
+        assert!(at <= 1.0 && below > 1.0, "{pld}: {at}, {below}");
+        assert!(pld < rdp, "PLD {pld} vs RDP {rdp}");
     }
 
     #[test]

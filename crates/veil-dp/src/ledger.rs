@@ -101,9 +101,24 @@ pub struct LedgerSummary {
     pub budget: f64,
     /// Each round's id and the cumulative `ε` after it.
     pub history: Vec<(u64, f64)>,
+    /// Each round's noise multiplier and sampling rate, in order.
+    pub mechanisms: Vec<(f64, f64)>,
 }
 
 impl LedgerSummary {
+    /// The cumulative `ε` at the ledger's `δ` by the PLD accountant
+    /// (tighter than the RDP `ε` the ledger records and enforces).
+    ///
+    /// # Errors
+    /// As [`crate::pld::PldAccountant`]; not for a ledger that replayed.
+    pub fn pld_epsilon(&self) -> Result<f64> {
+        let mut acc = crate::pld::PldAccountant::new();
+        for &(sigma, q) in &self.mechanisms {
+            acc.compose_subsampled_gaussian(sigma, q, 1)?;
+        }
+        acc.epsilon(self.delta)
+    }
+
     /// The budget left (never negative).
     #[must_use]
     pub fn remaining(&self) -> f64 {
@@ -222,11 +237,14 @@ fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
             delta: line.delta,
             budget: line.budget,
             history: Vec::new(),
+            mechanisms: Vec::new(),
         });
         s.rounds = s.rounds.saturating_add(1);
         s.last_round = Some(line.round);
         s.epsilon = eps;
         s.history.push((line.round, eps));
+        s.mechanisms
+            .push((line.noise_multiplier, line.sampling_rate));
         prev = hex::encode(Sha256::digest(raw.as_bytes()));
     }
     let summary = summary.ok_or_else(|| bad(0, "empty ledger"))?;
@@ -280,6 +298,7 @@ impl Ledger {
                 delta,
                 budget,
                 history: Vec::new(),
+                mechanisms: Vec::new(),
             },
             last_hash: FIRST_PREV.to_owned(),
         })
@@ -358,6 +377,8 @@ impl Ledger {
         s.last_round = Some(spend.round);
         s.epsilon = eps;
         s.history.push((spend.round, eps));
+        s.mechanisms
+            .push((spend.noise_multiplier, spend.sampling_rate));
         Ok(eps)
     }
 }

@@ -40,6 +40,7 @@ mod error;
 pub mod fuzzing;
 pub mod ledger;
 pub mod noise;
+pub mod pld;
 pub mod quantize;
 pub mod rdp;
 
