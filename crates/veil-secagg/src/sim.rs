@@ -152,10 +152,29 @@ pub struct Costs {
     pub client_time: Duration,
     /// Time inside the server session, creation included.
     pub server_time: Duration,
+    /// Time inside each client session, by the phase of the message it was
+    /// handling (the critical path of a round whose clients run at once is
+    /// the server's time plus, per phase, the slowest client's).
+    pub client_time_by_phase: BTreeMap<(Phase, ParticipantId), Duration>,
     /// Bytes each client sent.
     pub sent_by: BTreeMap<ParticipantId, usize>,
     /// Bytes each client received.
     pub received_by: BTreeMap<ParticipantId, usize>,
+}
+
+impl Costs {
+    /// The round's latency if every client ran on its own machine and the
+    /// network were free: the server's time plus, for each phase, the
+    /// slowest client's time in it.
+    #[must_use]
+    pub fn critical_path(&self) -> Duration {
+        let mut slowest: BTreeMap<Phase, Duration> = BTreeMap::new();
+        for (&(phase, _), &t) in &self.client_time_by_phase {
+            let e = slowest.entry(phase).or_default();
+            *e = (*e).max(t);
+        }
+        self.server_time + slowest.values().sum::<Duration>()
+    }
 }
 
 /// How a simulated round ended.
@@ -452,16 +471,25 @@ impl Simulation {
     fn deliver(&mut self, d: Delivery) {
         let started = Instant::now();
         let to_server = d.to_server;
+        let (client, phase) = (d.client, phase_of(&d.bytes));
         if to_server {
             *self.costs.sent_by.entry(d.client).or_default() += d.bytes.len();
         } else {
             *self.costs.received_by.entry(d.client).or_default() += d.bytes.len();
         }
         self.deliver_untimed(d);
+        let spent = started.elapsed();
         if to_server {
-            self.costs.server_time += started.elapsed();
+            self.costs.server_time += spent;
         } else {
-            self.costs.client_time += started.elapsed();
+            self.costs.client_time += spent;
+            if let Some(phase) = phase {
+                *self
+                    .costs
+                    .client_time_by_phase
+                    .entry((phase, client))
+                    .or_default() += spent;
+            }
         }
     }
 

@@ -1,0 +1,264 @@
+//! One veil round, measured: in memory (`veil_secagg::sim`, one core) or
+//! over real QUIC on loopback (`veil-net`'s server and client runtimes).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use veil_crypto::prg::RingBits;
+use veil_secagg::Phase;
+use veil_secagg::sim::{SimParams, Simulation};
+
+use crate::floor;
+
+/// When the dropped clients stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Stage {
+    /// Before sending their masked input (their input is not in the sum).
+    Before,
+    /// Right after sending it (their input is in the sum; the server must
+    /// recover their self masks).
+    After,
+}
+
+/// What one round measured.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Measured {
+    /// All the round's work on one core (clients one after another).
+    pub(crate) round_s: f64,
+    /// The round's latency with every client on its own machine and a
+    /// free network: server time plus each phase's slowest client.
+    pub(crate) latency_s: f64,
+    /// Mean time inside one client's session.
+    pub(crate) client_ms: f64,
+    /// Time inside the server session.
+    pub(crate) server_ms: f64,
+    /// The floor of one client's work.
+    pub(crate) client_floor_ms: f64,
+    /// The floor of the server's work.
+    pub(crate) server_floor_ms: f64,
+    /// Bytes a client sent, averaged over all clients.
+    pub(crate) bytes_per_client: f64,
+    /// Peak resident memory of this process.
+    pub(crate) peak_rss_bytes: u64,
+    /// Clients in the sum.
+    pub(crate) included: usize,
+    /// The released sum equals the sum of the included clients' inputs.
+    pub(crate) correct: bool,
+}
+
+/// The ids the dropped clients have: spread over the ring of ids.
+#[must_use]
+pub(crate) fn victims(
+    ids: &[veil_crypto::ParticipantId],
+    drop: usize,
+) -> Vec<veil_crypto::ParticipantId> {
+    (0..drop)
+        .filter_map(|i| ids.get(i * ids.len() / drop.max(1)).copied())
+        .collect()
+}
+
+/// The peak resident set of this process (Linux `VmHWM`), or 0.
+#[must_use]
+pub(crate) fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// One in-memory round with `drop` clients stopping at `stage`.
+///
+/// # Errors
+/// If the round does not complete.
+pub(crate) fn in_memory(
+    n: usize,
+    d: u32,
+    k: u32,
+    t: u32,
+    bits: u32,
+    drop: usize,
+    stage: Stage,
+) -> anyhow::Result<Measured> {
+    let mut sim = Simulation::new(SimParams {
+        n,
+        k,
+        t,
+        d,
+        bits,
+        seed: 1,
+        sparse_ids: false,
+    });
+    let ids = sim.config.participants.clone();
+    let victims = victims(&ids, drop);
+    let crash_at = match stage {
+        Stage::Before => Phase::MaskedInput,
+        Stage::After => Phase::ConsistencyCheck,
+    };
+    for &v in &victims {
+        sim.crash(v, crash_at);
+    }
+    let graph = sim.config.graph();
+    let inputs = sim.inputs.clone();
+    let started = Instant::now();
+    let outcome = sim.run();
+    let wall = started.elapsed();
+    let result = outcome.result.context("the round did not complete")?;
+    let ring = RingBits::new(bits)?;
+    let mut expected = vec![0_u64; d as usize];
+    for id in &result.included {
+        for (e, x) in expected.iter_mut().zip(&inputs[id]) {
+            *e = ring.add(*e, *x);
+        }
+    }
+    // The floor: survivors are the clients whose masked input arrived.
+    let arrived: Vec<_> = match stage {
+        Stage::Before => ids
+            .iter()
+            .filter(|i| !victims.contains(i))
+            .copied()
+            .collect(),
+        Stage::After => ids.clone(),
+    };
+    let gone: Vec<_> = ids
+        .iter()
+        .filter(|i| !arrived.contains(i))
+        .copied()
+        .collect();
+    let pairs: usize = gone
+        .iter()
+        .map(|v| {
+            graph
+                .neighbours(*v)
+                .iter()
+                .filter(|u| !gone.contains(u))
+                .count()
+        })
+        .sum();
+    let d_us = d as usize;
+    let client_floor = floor::expansions(k as usize + 1, d_us, ring)?;
+    let server_floor = floor::summing(arrived.len(), d_us, ring)
+        + floor::expansions(arrived.len() + pairs, d_us, ring)?;
+    let sent: usize = outcome.costs.sent_by.values().sum();
+    Ok(Measured {
+        round_s: wall.as_secs_f64(),
+        latency_s: outcome.costs.critical_path().as_secs_f64(),
+        client_ms: ms(outcome.costs.client_time) / n as f64,
+        server_ms: ms(outcome.costs.server_time),
+        client_floor_ms: ms(client_floor),
+        server_floor_ms: ms(server_floor),
+        bytes_per_client: sent as f64 / n as f64,
+        peak_rss_bytes: peak_rss(),
+        included: result.included.len(),
+        correct: result.sum == expected && result.included.len() == arrived.len(),
+    })
+}
+
+/// One round over QUIC on loopback, all clients as tasks of this process
+/// (every core), no dropout. Returns the round's `total_ms` from the
+/// server's `rounds.jsonl` and the bytes per client from its counters.
+///
+/// # Errors
+/// If the deployment or the round fails.
+pub(crate) fn over_quic(
+    n: usize,
+    d: u32,
+    complete_graph_threshold: Option<u32>,
+) -> anyhow::Result<(f64, f64, u32)> {
+    use veil_net::client::run_client;
+    use veil_net::local::LocalDeployment;
+    use veil_net::server::{FedAvg, RoundPlan, SecAggPlan, bind, run_server};
+    use veil_net::synthetic::SyntheticSource;
+
+    let plan = RoundPlan {
+        dimension: d,
+        rounds: 1,
+        sampling_rate: 1.0,
+        min_clients: n,
+        max_clients: n,
+        start_delay: Duration::ZERO,
+        phase_timeout: Duration::from_secs(600),
+        secagg: SecAggPlan {
+            expected_dropout: 0.1,
+            corrupt_fraction: 0.05,
+            complete_graph_threshold,
+        },
+        clip_norm: 1000.0,
+        scale: 1024.0,
+        privacy: None,
+        keep_sums: false,
+    };
+    let bits = plan.ring_bits()?;
+    let dir = tempfile::tempdir()?;
+    let deployment = LocalDeployment::generate(n)?;
+    let options = deployment.server_options(
+        dir.path().join("state"),
+        plan,
+        Box::new(FedAvg { lr: 1.0 }),
+        None,
+    );
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let endpoint = bind(&options)?;
+        let addr = endpoint.local_addr()?;
+        let server = tokio::spawn(run_server(options, endpoint, std::future::pending()));
+        let mut tasks = Vec::new();
+        for (i, client) in deployment.clients.iter().enumerate() {
+            let options = deployment.client_options(i, addr, d)?;
+            let name = client.name.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut source = SyntheticSource::new(&name);
+                run_client(options, &mut source, std::future::pending()).await
+            }));
+        }
+        let summary = server.await??;
+        if summary.released_rounds != 1 {
+            bail!("the QUIC round was not released");
+        }
+        for t in tasks {
+            t.await??;
+        }
+        anyhow::Ok(())
+    })?;
+    let text = std::fs::read_to_string(dir.path().join("state/rounds.jsonl"))?;
+    let record: serde_json::Value =
+        serde_json::from_str(text.lines().next().context("no round record")?)?;
+    let total = record["total_ms"].as_f64().context("total_ms")?;
+    let bytes = record["bytes_in"].as_f64().context("bytes_in")? / n as f64;
+    Ok((total / 1e3, bytes, bits))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_round_is_measured_and_checked() {
+        for (stage, included) in [(Stage::Before, 4), (Stage::After, 5)] {
+            let m = in_memory(5, 1000, 4, 3, 32, 1, stage).unwrap();
+            assert!(m.correct, "{stage:?}");
+            assert_eq!(m.included, included);
+            assert!(m.latency_s <= m.round_s && m.client_floor_ms > 0.0);
+            // 4 bytes per element at b = 32, plus the protocol's messages.
+            assert!(m.bytes_per_client > 3000.0, "{}", m.bytes_per_client);
+        }
+    }
+
+    #[test]
+    fn victims_are_spread_over_the_ids() {
+        let ids: Vec<veil_crypto::ParticipantId> = (1..=10).collect();
+        let v = victims(&ids, 2);
+        assert_eq!(v, vec![ids[0], ids[5]]);
+        assert!(victims(&ids, 0).is_empty());
+    }
+}
