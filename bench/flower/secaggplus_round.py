@@ -14,7 +14,9 @@ its node id). Dropped clients stop answering at a chosen stage:
 `before` = from the masked-vector stage on (their masked input never
 arrives), `after` = at the unmask stage (their masked input arrived).
 
-Prints one JSON object: round seconds (the fit workflow alone), bytes sent
+Prints one JSON object: round seconds (the fit workflow alone; and its
+latency had every client run on its own machine: the server's share plus
+each stage's slowest client), bytes sent
 per client (the protobuf size of every reply a client sent, measured outside
 the timed work), peak RSS, and whether the released mean equals the exact
 mean of the included clients' inputs within Flower's quantisation step.
@@ -77,6 +79,11 @@ class DirectGrid(Grid):
         self.gone = set()
         self.sent_bytes = 0
         self.untimed = 0.0
+        # Time inside each client's app, by stage: the round's latency with
+        # every client on its own machine is the rest (the server's) plus
+        # each stage's slowest client.
+        self.client_total = 0.0
+        self.slowest = {}
         self._run = Run.create_empty(1)
 
     def set_run(self, run):
@@ -118,7 +125,11 @@ class DirectGrid(Grid):
             start = time.perf_counter()
             delivered = message_from_proto(message_to_proto(msg))
             self.untimed += time.perf_counter() - start
+            start = time.perf_counter()
             reply = self.app(delivered, self.contexts[nid])
+            spent = time.perf_counter() - start
+            self.client_total += spent
+            self.slowest[stage] = max(self.slowest.get(stage, 0.0), spent)
             start = time.perf_counter()
             proto = message_to_proto(reply)
             self.sent_bytes += proto.ByteSize()
@@ -194,6 +205,7 @@ def main():
     expected_included = a.n - (len(drop_ids) if a.drop_stage == "before" else 0)
     print(json.dumps({
         "round_s": fit.seconds - grid.untimed,
+        "latency_s": fit.seconds - grid.untimed - grid.client_total + sum(grid.slowest.values()),
         "bytes_per_client": grid.sent_bytes / a.n,
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "included": len(strategy.included),

@@ -15,6 +15,9 @@ use crate::veil_round::Stage;
 pub(crate) struct Measured {
     /// Flower's fit workflow, wall time, serialisation excluded.
     pub(crate) round_s: f64,
+    /// The server's share plus each stage's slowest client.
+    #[serde(default)]
+    pub(crate) latency_s: Option<f64>,
     /// Bytes a client sent (protobuf size of its replies), averaged.
     pub(crate) bytes_per_client: f64,
     /// Peak resident memory of the Flower process.

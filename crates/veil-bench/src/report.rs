@@ -82,7 +82,7 @@ pub(crate) struct Table {
     b20: Vec<String>,
 }
 
-const HEADER: &str = "| n | d | k | t | dropout | veil round s (1 core) | veil ÷ floor | veil latency s | Flower round s | Flower ÷ veil | veil QUIC s | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| n | d | k | t | dropout | veil round s (1 core) | veil ÷ floor | veil latency s | Flower round s | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil QUIC s | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 impl Table {
     /// An empty table.
@@ -106,6 +106,8 @@ impl Table {
                 .collect(),
         );
         let flower = median(c.flower.iter().map(|m| m.round_s).collect());
+        let veil_latency = median(c.veil.iter().map(|m| m.latency_s).collect());
+        let flower_latency = median(c.flower.iter().filter_map(|m| m.latency_s).collect());
         let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.1}×", a / b),
             _ => "—".to_owned(),
@@ -143,7 +145,7 @@ impl Table {
             )
         };
         let row = format!(
-            "| {} | {} | {} | {} | {dropout} | {} | {} | {} | {} | {} | {quic} | {bytes} | {peak} | {} |",
+            "| {} | {} | {} | {} | {dropout} | {} | {} | {} | {} | {} | {} | {} | {quic} | {bytes} | {peak} | {} |",
             c.n,
             c.d,
             c.k,
@@ -153,6 +155,8 @@ impl Table {
             spread(c.veil.iter().map(|m| m.latency_s).collect()),
             spread(c.flower.iter().map(|m| m.round_s).collect()),
             ratio(flower, veil),
+            spread(c.flower.iter().filter_map(|m| m.latency_s).collect()),
+            ratio(flower_latency, veil_latency),
             if exact { "yes" } else { "**NO**" },
         );
         self.rows.push(row.clone());
@@ -174,7 +178,8 @@ impl Table {
             "Machine: {}. Round seconds: median (min–max) over the repetitions. \
              \"1 core\" is all of the round's work, clients one after another, as \
              Flower's in-process round; \"latency\" is veil's server time plus each \
-             phase's slowest client (clients on their own machines, free network).\n\n{HEADER}\n",
+             phase's slowest client (clients on their own machines, free network), \
+             the same for Flower's stages.\n\n{HEADER}\n",
             self.machine
         );
         for r in &self.rows {
