@@ -23,6 +23,32 @@ pub(crate) enum PrivacyCommand {
     Ledger(LedgerArgs),
 }
 
+/// Why a privacy command refused: the library's error, or arguments that
+/// do not go together. One line.
+#[derive(Debug)]
+pub(crate) struct Refusal(String);
+
+impl Refusal {
+    /// Distributed mode without one of its three arguments.
+    fn missing(arg: &str) -> Self {
+        Self(format!(
+            "--{arg} is missing: distributed mode needs --min-survivors, --dimension and --scale"
+        ))
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The accountant to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Accountant {
@@ -72,15 +98,103 @@ pub(crate) struct EpsilonArgs {
     /// Target delta.
     #[arg(long, allow_negative_numbers = true)]
     delta: f64,
+    /// Clipping norm (distributed mode: sets the sensitivity in quanta).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    clip_norm: f64,
     /// The accountant.
     #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
     accountant: Accountant,
     /// The RDP conversion (RDP accountant only).
     #[arg(long, value_enum, default_value_t = ConversionArg::Improved)]
     conversion: ConversionArg,
+    #[command(flatten)]
+    distributed: DistributedArgs,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+/// Distributed mode: the sum of the clients' discrete-Gaussian shares,
+/// accounted by Kairouz, Liu, Steinke 2021 (rounding included, no
+/// amplification by sampling), with its own accountant: given all of
+/// `--min-survivors`, `--dimension` and `--scale`, and not `--accountant`.
+#[derive(Debug, Args)]
+pub(crate) struct DistributedArgs {
+    /// Distributed mode: the fewest clients whose noise shares add up in a
+    /// released sum (the secure-aggregation threshold t).
+    #[arg(long, allow_negative_numbers = true)]
+    min_survivors: Option<i64>,
+    /// Distributed mode: the model dimension d (with --scale and
+    /// --min-survivors; the mode has its own accountant).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "accountant")]
+    dimension: Option<i64>,
+    /// Distributed mode: the quantisation scale (quanta per update unit).
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "accountant")]
+    scale: Option<f64>,
+}
+
+/// The distributed deployment the arguments describe, if any.
+fn deployment(
+    d: &DistributedArgs,
+    clip_norm: f64,
+) -> Result<Option<veil_dp::distributed::Deployment>, Refusal> {
+    let whole = |name, v: i64| {
+        u64::try_from(v)
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or(Error::InvalidParameter {
+                name,
+                value: v as f64,
+                expected: "a whole number >= 1",
+            })
+    };
+    let clip_norm = check_clip(clip_norm)?;
+    let (dimension, scale, t) = match (d.dimension, d.scale, d.min_survivors) {
+        (None, None, _) => return Ok(None),
+        (Some(dimension), Some(scale), Some(t)) => (dimension, scale, t),
+        (_, _, None) => return Err(Refusal::missing("min-survivors")),
+        (None, _, _) => return Err(Refusal::missing("dimension")),
+        (_, None, _) => return Err(Refusal::missing("scale")),
+    };
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(Error::InvalidParameter {
+            name: "scale",
+            value: scale,
+            expected: "a finite number > 0",
+        }
+        .into());
+    }
+    Ok(Some(veil_dp::distributed::Deployment {
+        clients: whole("min-survivors", t)?,
+        dimension: whole("dimension", dimension)?,
+        scaled_clip: clip_norm * scale,
+    }))
+}
+
+/// A sampling rate in (0, 1], checked though distributed mode does not
+/// credit it.
+fn check_rate(q: f64) -> Result<f64, Error> {
+    if q.is_finite() && q > 0.0 && q <= 1.0 {
+        Ok(q)
+    } else {
+        Err(Error::InvalidParameter {
+            name: "sampling-rate",
+            value: q,
+            expected: "a number in (0, 1]",
+        })
+    }
+}
+
+fn check_clip(clip_norm: f64) -> Result<f64, Error> {
+    if clip_norm.is_finite() && clip_norm > 0.0 {
+        Ok(clip_norm)
+    } else {
+        Err(Error::InvalidParameter {
+            name: "clip-norm",
+            value: clip_norm,
+            expected: "a finite number > 0",
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -100,10 +214,11 @@ pub(crate) struct CalibrateArgs {
     /// Clipping norm, to report the noise standard deviation in update units.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     clip_norm: f64,
-    /// Distributed mode: the fewest clients whose noise shares add up in a
-    /// released sum (the secure-aggregation threshold t).
-    #[arg(long, allow_negative_numbers = true)]
-    min_survivors: Option<i64>,
+    /// With only `--min-survivors`: the per-client share of the central
+    /// calibration. With `--dimension` and `--scale` as well: calibrated
+    /// for the distributed discrete Gaussian.
+    #[command(flatten)]
+    distributed: DistributedArgs,
     /// The accountant.
     #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
     accountant: Accountant,
@@ -163,7 +278,7 @@ fn conversion(c: ConversionArg) -> Conversion {
 }
 
 /// Runs a privacy command; returns what to print.
-pub(crate) fn run(command: &PrivacyCommand) -> Result<String, Error> {
+pub(crate) fn run(command: &PrivacyCommand) -> Result<String, Refusal> {
     match command {
         PrivacyCommand::Epsilon(a) => epsilon(a),
         PrivacyCommand::Calibrate(a) => calibrate_cmd(a),
@@ -188,8 +303,16 @@ struct EpsilonOut {
     optimal_order: Option<f64>,
 }
 
-fn epsilon(a: &EpsilonArgs) -> Result<String, Error> {
+fn epsilon(a: &EpsilonArgs) -> Result<String, Refusal> {
     let rounds = rounds_arg(a.rounds)?;
+    if let Some(dep) = deployment(&a.distributed, a.clip_norm)? {
+        return distributed_epsilon(a, rounds, &dep);
+    }
+    if a.distributed.min_survivors.is_some() {
+        return Err(Refusal(
+            "--min-survivors is for distributed mode: give --dimension and --scale too".to_owned(),
+        ));
+    }
     let (eps, order, conversion_name) = match a.accountant {
         Accountant::Rdp => {
             let mut acc = RdpAccountant::new();
@@ -245,6 +368,78 @@ fn epsilon(a: &EpsilonArgs) -> Result<String, Error> {
 }
 
 #[derive(Serialize)]
+struct DistributedEpsilonOut {
+    accountant: &'static str,
+    noise_multiplier: f64,
+    sampling_rate: f64,
+    rounds: u64,
+    delta: f64,
+    min_survivors: u64,
+    dimension: u64,
+    scaled_clip: f64,
+    client_sigma_quanta: f64,
+    l2_sensitivity_quanta: f64,
+    tau: f64,
+    epsilon: f64,
+}
+
+fn distributed_epsilon(
+    a: &EpsilonArgs,
+    rounds: u64,
+    dep: &veil_dp::distributed::Deployment,
+) -> Result<String, Refusal> {
+    // The sampling rate is checked but not credited.
+    check_rate(a.sampling_rate)?;
+    let mech = veil_dp::distributed::DistributedDiscreteGaussian::from_noise_multiplier(
+        a.noise_multiplier,
+        dep.clients,
+        dep.dimension,
+        dep.scaled_clip,
+    )?;
+    let eps = veil_dp::distributed::epsilon(a.noise_multiplier, rounds, a.delta, dep)?;
+    let out = DistributedEpsilonOut {
+        accountant: "rdp-distributed-discrete-gaussian",
+        noise_multiplier: a.noise_multiplier,
+        sampling_rate: a.sampling_rate,
+        rounds,
+        delta: a.delta,
+        min_survivors: dep.clients,
+        dimension: dep.dimension,
+        scaled_clip: dep.scaled_clip,
+        client_sigma_quanta: mech.client_sigma(),
+        l2_sensitivity_quanta: mech.l2_sensitivity(),
+        tau: mech.tau(),
+        epsilon: eps,
+    };
+    if a.json {
+        return Ok(json(&out));
+    }
+    Ok(format!(
+        "accountant        RDP, distributed discrete Gaussian (Kairouz-Liu-Steinke 2021)\n\
+         noise multiplier  {}   (of a sum of {} shares)\n\
+         per-client share  sigma {:.2} quanta   (scale {} x clip {})\n\
+         sensitivity       {:.2} quanta after rounding (clip {:.2} quanta, d = {}), tau {:.3e}\n\
+         sampling rate     {}   (not credited in distributed mode)\n\
+         rounds            {}\n\
+         delta             {:e}\n\
+         epsilon           {:.4}",
+        a.noise_multiplier,
+        dep.clients,
+        out.client_sigma_quanta,
+        dep.scaled_clip / a.clip_norm,
+        a.clip_norm,
+        out.l2_sensitivity_quanta,
+        dep.scaled_clip,
+        dep.dimension,
+        out.tau,
+        a.sampling_rate,
+        rounds,
+        a.delta,
+        eps
+    ))
+}
+
+#[derive(Serialize)]
 struct CalibrateOut {
     accountant: &'static str,
     epsilon_target: f64,
@@ -257,18 +452,15 @@ struct CalibrateOut {
     noise_std: f64,
     min_survivors: Option<u64>,
     per_client_noise_std: Option<f64>,
+    /// Distributed mode: each client's discrete-Gaussian sigma in quanta.
+    per_client_sigma_quanta: Option<f64>,
 }
 
-fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
+fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
     let rounds = rounds_arg(a.rounds)?;
-    if !(a.clip_norm.is_finite() && a.clip_norm > 0.0) {
-        return Err(Error::InvalidParameter {
-            name: "clip-norm",
-            value: a.clip_norm,
-            expected: "a finite number > 0",
-        });
-    }
-    let min_survivors = match a.min_survivors {
+    check_clip(a.clip_norm)?;
+    let dep = deployment(&a.distributed, a.clip_norm)?;
+    let min_survivors = match a.distributed.min_survivors {
         None => None,
         Some(t) => Some(u64::try_from(t).ok().filter(|t| *t >= 1).ok_or(
             Error::InvalidParameter {
@@ -279,15 +471,35 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
         )?),
     };
     let acc = a.accountant.dp();
-    let z = calibrate::noise_multiplier_by(acc, a.epsilon, a.delta, a.sampling_rate, rounds)?;
-    let achieved = calibrate::epsilon_by(acc, z, a.sampling_rate, rounds, a.delta)?;
+    let (z, achieved) = match &dep {
+        Some(dep) => {
+            check_rate(a.sampling_rate)?;
+            let z = veil_dp::distributed::noise_multiplier(a.epsilon, a.delta, rounds, dep)?;
+            (z, veil_dp::distributed::epsilon(z, rounds, a.delta, dep)?)
+        }
+        None => {
+            let z =
+                calibrate::noise_multiplier_by(acc, a.epsilon, a.delta, a.sampling_rate, rounds)?;
+            (
+                z,
+                calibrate::epsilon_by(acc, z, a.sampling_rate, rounds, a.delta)?,
+            )
+        }
+    };
     let noise_std = z * a.clip_norm;
     let per_client = match min_survivors {
         Some(t) => Some(veil_dp::noise::per_client_variance(noise_std * noise_std, t)?.sqrt()),
         None => None,
     };
+    let sigma_quanta = dep
+        .as_ref()
+        .map(|d| z * d.scaled_clip / (d.clients as f64).sqrt());
     let out = CalibrateOut {
-        accountant: a.accountant.name(),
+        accountant: if dep.is_some() {
+            "RDP, distributed discrete Gaussian"
+        } else {
+            a.accountant.name()
+        },
         epsilon_target: a.epsilon,
         delta: a.delta,
         sampling_rate: a.sampling_rate,
@@ -298,6 +510,7 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
         noise_std,
         min_survivors,
         per_client_noise_std: per_client,
+        per_client_sigma_quanta: sigma_quanta,
     };
     if a.json {
         return Ok(json(&out));
@@ -321,6 +534,11 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Error> {
             "\nper-client share  std {pc:.4} each, so any {t} surviving clients add up to std {noise_std:.4}"
         ));
     }
+    if let Some(sq) = sigma_quanta {
+        text.push_str(&format!(
+            "\nin quanta         discrete Gaussian sigma {sq:.2} per client (rounding and tau accounted; sampling not credited)"
+        ));
+    }
     Ok(text)
 }
 
@@ -332,7 +550,7 @@ struct PlanRow {
     epsilon_1000: f64,
 }
 
-fn plan(a: &PlanArgs) -> Result<String, Error> {
+fn plan(a: &PlanArgs) -> Result<String, Refusal> {
     let mut rows = Vec::new();
     for &z in &a.noise_multipliers {
         let eps = |t| calibrate::epsilon_by(a.accountant.dp(), z, a.sampling_rate, t, a.delta);
@@ -375,7 +593,7 @@ struct LedgerOut {
     history: Vec<(u64, f64)>,
 }
 
-fn ledger_cmd(a: &LedgerArgs) -> Result<String, Error> {
+fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
     let s = ledger::replay(&a.path)?;
     let pld = match a.accountant {
         Accountant::Rdp => None,

@@ -33,6 +33,11 @@ const EMBEDDED_CSV: &str = include_str!("../../../data/breast_cancer.csv");
 const EMBEDDED_TEST: &str = include_str!("../../../data/breast_cancer.test_idx.txt");
 
 /// Differential privacy of a simulated run.
+/// 2^16 quanta per clipping norm: rounding moves the mean by less than
+/// 2^-16·C per coordinate, and adds a negligible `d/4` to the squared
+/// sensitivity the privacy accounting charges.
+const SCALED_CLIP: f64 = 65_536.0;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum DpMode {
@@ -564,13 +569,20 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
     let privacy = match s.dp {
         DpMode::Off | DpMode::DpSgd => None,
         DpMode::Distributed => {
+            // Calibrated for the distributed discrete Gaussian the ledger
+            // accounts: the fewest shares a released sum holds, the model's
+            // dimension and the scaled clip (SCALED_CLIP quanta).
             let z = match s.noise_multiplier {
                 Some(z) => z,
-                None => veil_dp::calibrate::noise_multiplier(
+                None => veil_dp::distributed::noise_multiplier(
                     s.epsilon.unwrap_or(8.0),
                     s.delta,
-                    1.0,
                     s.rounds,
+                    &veil_dp::distributed::Deployment {
+                        clients: s.min_survivors as u64,
+                        dimension: u64::from(dimension),
+                        scaled_clip: SCALED_CLIP,
+                    },
                 )
                 .map_err(|e| e.to_string())?,
             };
@@ -625,9 +637,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         phase_timeout: s.phase_timeout,
         secagg,
         clip_norm: s.clip_norm,
-        // 2^16 quanta per clipping norm: rounding moves the mean by less
-        // than 2^-16·C per coordinate.
-        scale: 65_536.0 / s.clip_norm,
+        scale: SCALED_CLIP / s.clip_norm,
         privacy,
         keep_sums: false,
     };

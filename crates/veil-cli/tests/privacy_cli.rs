@@ -262,3 +262,94 @@ fn bad_input_is_a_one_line_error_and_exit_code_2() {
     refused(&calibrate(&["--min-survivors", "0"]), "min-survivors");
     refused(&calibrate(&["--clip-norm", "0"]), "clip-norm");
 }
+
+const DISTRIBUTED: [&str; 8] = [
+    "--min-survivors",
+    "20",
+    "--dimension",
+    "100000",
+    "--scale",
+    "64",
+    "--clip-norm",
+    "2",
+];
+
+#[test]
+fn distributed_mode_is_the_library_s_kls21_accounting() {
+    let deployment = veil_dp::distributed::Deployment {
+        clients: 20,
+        dimension: 100_000,
+        scaled_clip: 128.0,
+    };
+    let mut args = EPS.to_vec();
+    args.extend(DISTRIBUTED);
+    args.push("--json");
+    let v = json(&veil(&args));
+    let expected = veil_dp::distributed::epsilon(1.1, 1000, 1e-5, &deployment).unwrap();
+    assert_eq!(v["epsilon"].as_f64().unwrap(), expected);
+    // At 64 quanta per unit, rounding inflates the sensitivity (d = 10^5)
+    // and, with sampling not credited, ε is far above the central figure.
+    let central = epsilon(1.1, 0.01, 1000, 1e-5, Conversion::Improved).unwrap();
+    assert!(expected > central, "{expected} vs {central}");
+    let l2 = v["l2_sensitivity_quanta"].as_f64().unwrap();
+    assert!(l2 > 128.0 * 1.5, "{l2}");
+
+    // Calibration meets its target in distributed mode, with the share in
+    // quanta.
+    let mut cal = vec![
+        "privacy",
+        "calibrate",
+        "--epsilon",
+        "8",
+        "--delta",
+        "1e-5",
+        "--sampling-rate",
+        "1",
+        "--rounds",
+        "100",
+        "--json",
+    ];
+    cal.extend(DISTRIBUTED);
+    let c = json(&veil(&cal));
+    let z = c["noise_multiplier"].as_f64().unwrap();
+    assert!(c["epsilon_achieved"].as_f64().unwrap() <= 8.0);
+    let share = c["per_client_sigma_quanta"].as_f64().unwrap();
+    assert!((share - z * 128.0 / 20_f64.sqrt()).abs() < 1e-9 * share);
+    let central = veil_dp::calibrate::noise_multiplier(8.0, 1e-5, 1.0, 100).unwrap();
+    assert!(z > central, "rounding costs noise: {z} vs {central}");
+
+    // Distributed mode's bad input.
+    let mut pld = EPS.to_vec();
+    pld.extend(DISTRIBUTED);
+    pld.extend(["--accountant", "pld"]);
+    refused(&pld, "--accountant");
+    let mut missing = EPS.to_vec();
+    missing.extend(["--dimension", "10", "--scale", "4"]);
+    refused(&missing, "--min-survivors");
+    let mut alone = EPS.to_vec();
+    alone.extend(["--min-survivors", "4"]);
+    refused(&alone, "min-survivors");
+    for (flag, bad) in [
+        ("--scale", "-1"),
+        ("--scale", "NaN"),
+        ("--dimension", "0"),
+        ("--min-survivors", "0"),
+    ] {
+        let mut a = EPS.to_vec();
+        a.extend(DISTRIBUTED);
+        let at = a.iter().position(|x| *x == flag).unwrap();
+        a[at + 1] = bad;
+        refused(&a, flag.trim_start_matches("--"));
+    }
+    // Shares below σ = 1/2 quanta are outside what the accountant covers.
+    let mut tiny = EPS.to_vec();
+    tiny.extend([
+        "--min-survivors",
+        "4",
+        "--dimension",
+        "10",
+        "--scale",
+        "0.1",
+    ]);
+    refused(&tiny, "client-sigma");
+}

@@ -97,6 +97,14 @@ pub fn noise_multiplier_by(
     steps: u64,
 ) -> Result<f64> {
     let target = check_positive("epsilon", target_epsilon)?;
+    check_steps(steps)?;
+    smallest_noise_multiplier(target, |s| {
+        epsilon_by(accountant, s, sampling_rate, steps, delta)
+    })
+}
+
+/// Refuses zero steps, naming `rounds`.
+pub(crate) fn check_steps(steps: u64) -> Result<()> {
     if steps == 0 {
         return Err(Error::InvalidParameter {
             name: "rounds",
@@ -104,7 +112,16 @@ pub fn noise_multiplier_by(
             expected: "a whole number >= 1",
         });
     }
-    let eps = |s: f64| epsilon_by(accountant, s, sampling_rate, steps, delta);
+    Ok(())
+}
+
+/// The smallest noise multiplier `σ` in `(1e-3, MAX_NOISE_MULTIPLIER]`
+/// (to `1e-4` relative, rounded up) with `eps(σ) <= target`, by doubling
+/// then bisection; `eps` must not increase with `σ`.
+pub(crate) fn smallest_noise_multiplier(
+    target: f64,
+    eps: impl Fn(f64) -> Result<f64>,
+) -> Result<f64> {
     let (mut lo, mut hi) = (1e-3, 1.0);
     while eps(hi)? > target {
         lo = hi;

@@ -1,17 +1,19 @@
 //! One client's contribution to a distributed-DP round, and the server's
 //! read-back of the sum (ARCHITECTURE "One round, as data").
 //!
-//! Client: clip to L2 norm `C` → quantise with scale `s` (unbiased
-//! stochastic rounding) → add its share of discrete-Gaussian noise → reduce
+//! Client: clip to L2 norm `C` → quantise with scale `s` (conditional
+//! randomized rounding, so the rounded norm meets the bound that
+//! [`crate::distributed`] accounts) → add its share of discrete-Gaussian noise → reduce
 //! modulo `2^b`. Server: the centred read-back of the masked sum, divided by
 //! `s` and by the number of contributions, is the mean update.
 
 use rand_core::CryptoRng;
 
 use crate::clip::clip_l2;
-use crate::error::{Error, Result, check_range};
+use crate::distributed::rounded_l2_bound;
+use crate::error::{Error, Result, check_positive, check_range};
 use crate::noise::DiscreteGaussian;
-use crate::quantize::{add_noise, dequantize_sum, quantize};
+use crate::quantize::{add_noise, dequantize_sum, quantize_bounded};
 
 /// A client's input for the ring, and the update's norm before clipping
 /// (for adaptive clipping).
@@ -40,7 +42,9 @@ pub fn contribute<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Contribution> {
     let pre_clip_norm = clip_l2(update, clip_norm)?;
-    let mut input = quantize(update, scale, bits, rng)?;
+    let scale = check_positive("scale", scale)?;
+    let l2_bound = rounded_l2_bound(clip_norm * scale, update.len() as u64)?;
+    let mut input = quantize_bounded(update, scale, bits, l2_bound, rng)?;
     let variance = check_range(
         "noise-variance",
         noise_variance,

@@ -1,8 +1,11 @@
 //! The privacy ledger: an append-only, human-readable record of every
 //! released round (JSON lines).
 //!
-//! Each line records one round: its id, the mechanism and its parameters,
-//! the participants, `δ`, the budget, and the **cumulative** `ε` after the
+//! Each line records one round: its id, the mechanism and its parameters
+//! (`poisson_subsampled_gaussian`: central Gaussian noise, accounted with
+//! amplification by sampling; `distributed_discrete_gaussian`: one
+//! discrete-Gaussian share per participant, with `client_sigma`, `scale` and
+//! `dimension` and `shares`, accounted by [`crate::distributed`]), the participants, `δ`, the budget, and the **cumulative** `ε` after the
 //! round, plus `prev`, the SHA-256 of the previous line's bytes (64 zeros for
 //! the first). [`Ledger::record_round`] computes the round's cost, refuses a
 //! round that would exceed the budget (writing nothing), appends the line,
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::distributed::DistributedDiscreteGaussian;
 use crate::error::{Error, Result, check_positive, check_range};
 use crate::rdp::{Conversion, RdpAccountant};
 
@@ -44,6 +48,40 @@ pub struct RoundSpend {
     pub clip_norm: f64,
     /// How many clients the released sum includes.
     pub participants: u64,
+    /// Distributed noise: the clients' discrete-Gaussian shares (`None`
+    /// for central Gaussian noise).
+    pub distributed: Option<DistributedNoise>,
+}
+
+/// The shape of a distributed-noise round, besides its clip norm and
+/// participants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct DistributedNoise {
+    /// Each client's discrete-Gaussian `σ`, in quantised units.
+    pub client_sigma: f64,
+    /// The quantisation scale `γ`.
+    pub scale: f64,
+    /// The model dimension `d`.
+    pub dimension: u64,
+    /// The noise shares credited: at most the participants. Crediting the
+    /// fewest a released sum may hold (the threshold `t`), not every
+    /// participant, keeps the guarantee when up to `participants − shares`
+    /// of them add no noise.
+    pub shares: u64,
+}
+
+impl DistributedNoise {
+    /// A distributed round's noise.
+    #[must_use]
+    pub fn new(client_sigma: f64, scale: f64, dimension: u64, shares: u64) -> Self {
+        Self {
+            client_sigma,
+            scale,
+            dimension,
+            shares,
+        }
+    }
 }
 
 impl RoundSpend {
@@ -62,6 +100,77 @@ impl RoundSpend {
             sampling_rate,
             clip_norm,
             participants,
+            distributed: None,
+        }
+    }
+
+    /// A round whose sum holds `participants` contributions, of whose
+    /// discrete-Gaussian noise `noise.shares` are credited
+    /// ([`crate::distributed`]). Its `noise_multiplier` is that of the
+    /// credited noise, `√shares · σ / (clip_norm · scale)`; it is accounted
+    /// without amplification by `sampling_rate`.
+    #[must_use]
+    pub fn distributed(
+        round: u64,
+        noise: DistributedNoise,
+        sampling_rate: f64,
+        clip_norm: f64,
+        participants: u64,
+    ) -> Self {
+        let noise_multiplier =
+            (noise.shares as f64).sqrt() * noise.client_sigma / (clip_norm * noise.scale);
+        Self {
+            round,
+            noise_multiplier,
+            sampling_rate,
+            clip_norm,
+            participants,
+            distributed: Some(noise),
+        }
+    }
+
+    /// Checks the parameters as [`Ledger::record_round`] will, without a
+    /// ledger.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        self.compose(&mut RdpAccountant::new())
+    }
+
+    /// Adds this round to `accountant`.
+    fn compose(&self, accountant: &mut RdpAccountant) -> Result<()> {
+        check_positive("clip-norm", self.clip_norm)?;
+        match self.distributed {
+            None => {
+                accountant.compose_subsampled_gaussian(self.noise_multiplier, self.sampling_rate, 1)
+            }
+            Some(d) => {
+                check_range(
+                    "sampling-rate",
+                    self.sampling_rate,
+                    0.0,
+                    1.0,
+                    true,
+                    "a number in (0, 1]",
+                )?;
+                let scale = check_positive("scale", d.scale)?;
+                if d.shares > self.participants {
+                    return Err(Error::InvalidParameter {
+                        name: "shares",
+                        value: d.shares as f64,
+                        expected: "at most the participants",
+                    });
+                }
+                let m = DistributedDiscreteGaussian::new(
+                    d.client_sigma,
+                    d.shares,
+                    d.dimension,
+                    self.clip_norm * scale,
+                )?;
+                accountant.compose_distributed_discrete_gaussian(&m, 1);
+                Ok(())
+            }
         }
     }
 }
@@ -77,13 +186,64 @@ struct Line {
     sampling_rate: f64,
     clip_norm: f64,
     participants: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_sigma: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dimension: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shares: Option<u64>,
     delta: f64,
     budget: f64,
     epsilon: f64,
     prev: String,
 }
 
-const MECHANISM: &str = "poisson_subsampled_gaussian";
+/// Central Gaussian noise, Poisson sampling credited.
+const GAUSSIAN: &str = "poisson_subsampled_gaussian";
+/// Distributed discrete-Gaussian shares ([`crate::distributed`]).
+const DISTRIBUTED: &str = "distributed_discrete_gaussian";
+
+impl Line {
+    /// The spend this line records, checked for a consistent shape.
+    fn spend(&self) -> core::result::Result<RoundSpend, String> {
+        let (round, q, c, m) = (
+            self.round,
+            self.sampling_rate,
+            self.clip_norm,
+            self.participants,
+        );
+        match (
+            self.mechanism.as_str(),
+            self.client_sigma,
+            self.scale,
+            self.dimension,
+            self.shares,
+        ) {
+            (GAUSSIAN, None, None, None, None) => {
+                Ok(RoundSpend::new(round, self.noise_multiplier, q, c, m))
+            }
+            (DISTRIBUTED, Some(sigma), Some(scale), Some(d), Some(shares)) => {
+                let noise = DistributedNoise::new(sigma, scale, d, shares);
+                let spend = RoundSpend::distributed(round, noise, q, c, m);
+                let z = spend.noise_multiplier;
+                if (z - self.noise_multiplier).abs() > EPSILON_TOLERANCE * z.abs().max(1.0) {
+                    return Err(format!(
+                        "recorded noise multiplier {} but the shares give {z} (edited)",
+                        self.noise_multiplier
+                    ));
+                }
+                Ok(spend)
+            }
+            (GAUSSIAN | DISTRIBUTED, ..) => Err(format!(
+                "{} needs client_sigma, scale, dimension and shares exactly when distributed",
+                self.mechanism
+            )),
+            (other, ..) => Err(format!("unknown mechanism {other:?}")),
+        }
+    }
+}
 
 /// What a ledger holds, after replay.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,8 +261,11 @@ pub struct LedgerSummary {
     pub budget: f64,
     /// Each round's id and the cumulative `ε` after it.
     pub history: Vec<(u64, f64)>,
-    /// Each round's noise multiplier and sampling rate, in order.
+    /// Each central-Gaussian round's noise multiplier and sampling rate,
+    /// in order.
     pub mechanisms: Vec<(f64, f64)>,
+    /// Rounds with distributed discrete-Gaussian noise.
+    pub distributed_rounds: u64,
 }
 
 impl LedgerSummary {
@@ -110,13 +273,36 @@ impl LedgerSummary {
     /// (tighter than the RDP `ε` the ledger records and enforces).
     ///
     /// # Errors
-    /// As [`crate::pld::PldAccountant`]; not for a ledger that replayed.
+    /// As [`crate::pld::PldAccountant`]; [`Error::InvalidParameter`] naming
+    /// `accountant` for a ledger with distributed rounds, which PLD does not
+    /// account.
     pub fn pld_epsilon(&self) -> Result<f64> {
+        if self.distributed_rounds > 0 {
+            return Err(Error::InvalidParameter {
+                name: "accountant",
+                value: self.distributed_rounds as f64,
+                expected: "rdp: PLD accounts central Gaussian rounds only, and this ledger has distributed ones",
+            });
+        }
         let mut acc = crate::pld::PldAccountant::new();
         for &(sigma, q) in &self.mechanisms {
             acc.compose_subsampled_gaussian(sigma, q, 1)?;
         }
         acc.epsilon(self.delta)
+    }
+
+    /// Counts `spend`, after which the cumulative `ε` is `eps`.
+    fn add(&mut self, spend: &RoundSpend, eps: f64) {
+        self.rounds = self.rounds.saturating_add(1);
+        self.last_round = Some(spend.round);
+        self.epsilon = eps;
+        self.history.push((spend.round, eps));
+        if spend.distributed.is_some() {
+            self.distributed_rounds = self.distributed_rounds.saturating_add(1);
+        } else {
+            self.mechanisms
+                .push((spend.noise_multiplier, spend.sampling_rate));
+        }
     }
 
     /// The budget left (never negative).
@@ -195,9 +381,7 @@ fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
         if line.v != LEDGER_VERSION {
             return Err(bad(n, format!("unknown version {}", line.v)));
         }
-        if line.mechanism != MECHANISM {
-            return Err(bad(n, format!("unknown mechanism {:?}", line.mechanism)));
-        }
+        let spend = line.spend().map_err(|e| bad(n, e))?;
         if line.prev != prev {
             return Err(bad(
                 n,
@@ -215,8 +399,8 @@ fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
                 return Err(bad(n, "round ids must increase"));
             }
         }
-        accountant
-            .compose_subsampled_gaussian(line.noise_multiplier, line.sampling_rate, 1)
+        spend
+            .compose(&mut accountant)
             .map_err(|e| bad(n, e.to_string()))?;
         let (eps, _) = accountant
             .epsilon(line.delta, Conversion::Improved)
@@ -238,13 +422,9 @@ fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
             budget: line.budget,
             history: Vec::new(),
             mechanisms: Vec::new(),
+            distributed_rounds: 0,
         });
-        s.rounds = s.rounds.saturating_add(1);
-        s.last_round = Some(line.round);
-        s.epsilon = eps;
-        s.history.push((line.round, eps));
-        s.mechanisms
-            .push((line.noise_multiplier, line.sampling_rate));
+        s.add(&spend, eps);
         prev = hex::encode(Sha256::digest(raw.as_bytes()));
     }
     let summary = summary.ok_or_else(|| bad(0, "empty ledger"))?;
@@ -299,6 +479,7 @@ impl Ledger {
                 budget,
                 history: Vec::new(),
                 mechanisms: Vec::new(),
+                distributed_rounds: 0,
             },
             last_hash: FIRST_PREV.to_owned(),
         })
@@ -313,10 +494,10 @@ impl Ledger {
     /// The cumulative `ε` if `spend` were recorded, without recording it.
     ///
     /// # Errors
-    /// As [`RdpAccountant::compose_subsampled_gaussian`].
+    /// As [`RoundSpend::validate`] and [`RdpAccountant::epsilon`].
     pub fn epsilon_after(&self, spend: &RoundSpend) -> Result<f64> {
         let mut acc = self.accountant.clone();
-        acc.compose_subsampled_gaussian(spend.noise_multiplier, spend.sampling_rate, 1)?;
+        spend.compose(&mut acc)?;
         Ok(acc.epsilon(self.summary.delta, Conversion::Improved)?.0)
     }
 
@@ -337,9 +518,8 @@ impl Ledger {
                 expected: "a round id above the last recorded one",
             });
         }
-        check_positive("clip-norm", spend.clip_norm)?;
         let mut acc = self.accountant.clone();
-        acc.compose_subsampled_gaussian(spend.noise_multiplier, spend.sampling_rate, 1)?;
+        spend.compose(&mut acc)?;
         let (eps, _) = acc.epsilon(self.summary.delta, Conversion::Improved)?;
         if eps > self.summary.budget {
             return Err(Error::BudgetExceeded {
@@ -350,11 +530,20 @@ impl Ledger {
         let line = Line {
             v: LEDGER_VERSION,
             round: spend.round,
-            mechanism: MECHANISM.to_owned(),
+            mechanism: if spend.distributed.is_some() {
+                DISTRIBUTED
+            } else {
+                GAUSSIAN
+            }
+            .to_owned(),
             noise_multiplier: spend.noise_multiplier,
             sampling_rate: spend.sampling_rate,
             clip_norm: spend.clip_norm,
             participants: spend.participants,
+            client_sigma: spend.distributed.map(|d| d.client_sigma),
+            scale: spend.distributed.map(|d| d.scale),
+            dimension: spend.distributed.map(|d| d.dimension),
+            shares: spend.distributed.map(|d| d.shares),
             delta: self.summary.delta,
             budget: self.summary.budget,
             epsilon: eps,
@@ -372,13 +561,7 @@ impl Ledger {
         file.sync_all().map_err(|e| io(&e))?;
         self.accountant = acc;
         self.last_hash = hex::encode(Sha256::digest(text.as_bytes()));
-        let s = &mut self.summary;
-        s.rounds = s.rounds.saturating_add(1);
-        s.last_round = Some(spend.round);
-        s.epsilon = eps;
-        s.history.push((spend.round, eps));
-        s.mechanisms
-            .push((spend.noise_multiplier, spend.sampling_rate));
+        self.summary.add(spend, eps);
         Ok(eps)
     }
 }

@@ -3,6 +3,9 @@
 //! - [`rdp`]: the Rényi-DP accountant of the Poisson-subsampled Gaussian
 //!   mechanism, with exact fractional orders, and its conversion to
 //!   `(ε, δ)`;
+//! - [`distributed`]: RDP of the sum of clients' discrete-Gaussian noise
+//!   shares (Kairouz, Liu, Steinke 2021), including the sensitivity that
+//!   rounding adds;
 //! - [`calibrate`]: the smallest noise multiplier that meets a target
 //!   `(ε, δ)`;
 //! - [`clip`]: L2 clipping, flat and per named tensor;
@@ -34,6 +37,7 @@
 pub mod calibrate;
 pub mod clip;
 pub mod contribution;
+pub mod distributed;
 pub mod dp_sgd;
 mod error;
 #[doc(hidden)]

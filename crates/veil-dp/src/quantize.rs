@@ -22,10 +22,6 @@ use crate::error::{Error, Result, check_positive, check_range};
 /// [`Error::InvalidParameter`] for a scale that is not finite and positive,
 /// `bits` outside `1..=64`, or a value of `x` whose scaled magnitude does not
 /// fit in 2^62.
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "|value · scale| < 2^62 is checked, so its floor fits an i64 exactly"
-)]
 pub fn quantize<R: CryptoRng + ?Sized>(
     x: &[f32],
     scale: f64,
@@ -34,25 +30,94 @@ pub fn quantize<R: CryptoRng + ?Sized>(
 ) -> Result<Vec<u64>> {
     let scale = check_positive("scale", scale)?;
     let mask = ring_mask(bits)?;
+    let scaled = scale_all(x, scale)?;
+    Ok(reduce(&round_stochastic(&scaled, rng), mask))
+}
+
+/// How many times [`quantize_bounded`] re-rounds before giving up. With the
+/// bound of [`crate::distributed::rounded_l2_bound`] one rounding fails with
+/// probability at most `e^{-1/2}`, so all of them fail with probability
+/// below `e^{-500}`.
+pub const MAX_ROUNDING_TRIES: u32 = 1000;
+
+/// Conditional randomized rounding (Kairouz, Liu, Steinke 2021,
+/// Proposition 22): as [`quantize`], but the rounding is repeated until the
+/// rounded integer vector has L2 norm at most `l2_bound`, so the bound that
+/// privacy accounting assumes ([`crate::distributed::rounded_l2_bound`])
+/// holds for every contribution, not only with high probability.
+///
+/// # Errors
+/// As [`quantize`]; [`Error::InvalidParameter`] for a bound that is not
+/// finite and positive; [`Error::DoesNotFit`] if no rounding within
+/// [`MAX_ROUNDING_TRIES`] meets the bound (an input whose norm exceeds it).
+pub fn quantize_bounded<R: CryptoRng + ?Sized>(
+    x: &[f32],
+    scale: f64,
+    bits: u32,
+    l2_bound: f64,
+    rng: &mut R,
+) -> Result<Vec<u64>> {
+    let scale = check_positive("scale", scale)?;
+    let bound = check_positive("l2-bound", l2_bound)?;
+    let mask = ring_mask(bits)?;
+    let scaled = scale_all(x, scale)?;
+    // Compared exactly: Σ q² in u128 (saturating) against ⌊bound²⌋.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a positive finite f64 converts to u128 saturating, which only lowers the bound"
+    )]
+    let limit = (bound * bound).floor() as u128;
+    for _ in 0..MAX_ROUNDING_TRIES {
+        let rounded = round_stochastic(&scaled, rng);
+        let norm_sq = rounded.iter().fold(0_u128, |acc, q| {
+            let a = u128::from(q.unsigned_abs());
+            acc.saturating_add(a.saturating_mul(a))
+        });
+        if norm_sq <= limit {
+            return Ok(reduce(&rounded, mask));
+        }
+    }
+    Err(Error::DoesNotFit {
+        what: "the rounded update keeps exceeding its L2 bound: is the update clipped?",
+    })
+}
+
+/// `x · scale`, each checked to be finite and below 2^62 in magnitude.
+fn scale_all(x: &[f32], scale: f64) -> Result<Vec<f64>> {
     x.iter()
         .map(|v| {
-            let s = f64::from(*v) * scale;
-            let s = check_range(
+            check_range(
                 "update",
-                s,
+                f64::from(*v) * scale,
                 -(2_f64.powi(62)),
                 2_f64.powi(62),
                 false,
                 "|value · scale| < 2^62",
-            )?;
-            let floor = s.floor();
-            let frac = s - floor;
-            let up = rng.random::<f64>() < frac;
-            let q = (floor as i64).saturating_add(i64::from(up));
-            // Two's complement: a negative value reduces modulo 2^bits.
-            Ok((q as u64) & mask)
+            )
         })
         .collect()
+}
+
+/// Unbiased stochastic rounding of values below 2^62 in magnitude.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "|value| < 2^62 is checked by scale_all, so its floor fits an i64 exactly"
+)]
+fn round_stochastic<R: CryptoRng + ?Sized>(scaled: &[f64], rng: &mut R) -> Vec<i64> {
+    scaled
+        .iter()
+        .map(|s| {
+            let floor = s.floor();
+            let up = rng.random::<f64>() < s - floor;
+            (floor as i64).saturating_add(i64::from(up))
+        })
+        .collect()
+}
+
+/// Two's complement: a negative value reduces modulo `2^bits`.
+fn reduce(values: &[i64], mask: u64) -> Vec<u64> {
+    values.iter().map(|q| (*q as u64) & mask).collect()
 }
 
 /// Adds integer `noise` to quantised `values`, modulo `2^bits`.
@@ -202,6 +267,41 @@ mod tests {
         assert!(2_f64.powi(p.bits as i32 - 2) <= bound, "not wasteful");
         assert!(plan_bits(100, 1.0, 1e30, 0.0).is_err());
         assert!(plan_bits(100, f64::NAN, 1.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn bounded_rounding_meets_its_bound_and_stays_close_to_unbiased() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        // 400 values of 0.5: a free rounding has ‖q‖² ~ Binomial(400, 1/2),
+        // mean 200, sd 10. A bound of √195 needs re-rounding most times.
+        let x = vec![0.5_f32; 400];
+        let bound = 195_f64.sqrt();
+        for _ in 0..20 {
+            let q = quantize_bounded(&x, 1.0, 16, bound, &mut rng).unwrap();
+            let ones = q.iter().filter(|v| **v == 1).count();
+            assert!(q.iter().all(|v| *v <= 1) && ones <= 195, "{ones}");
+        }
+        // A bound the input itself exceeds can never be met.
+        assert!(matches!(
+            quantize_bounded(&[10.0], 1.0, 16, 5.0, &mut rng),
+            Err(Error::DoesNotFit { .. })
+        ));
+        assert!(quantize_bounded(&[1.0], 1.0, 16, 0.0, &mut rng).is_err());
+        assert!(quantize_bounded(&[1.0], 1.0, 16, f64::NAN, &mut rng).is_err());
+    }
+
+    #[test]
+    fn a_clipped_vector_meets_the_kls21_bound_unbiased() {
+        // Norm 55 against a clip of 100: the rounding meets the bound of
+        // rounded_l2_bound and keeps its mean.
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let d = 10_000_usize;
+        let v = 0.55_f32;
+        let x = vec![v; d];
+        let bound = crate::distributed::rounded_l2_bound(100.0, d as u64).unwrap();
+        let q = quantize_bounded(&x, 1.0, 16, bound, &mut rng).unwrap();
+        let mean = q.iter().sum::<u64>() as f64 / d as f64;
+        assert!((mean - f64::from(v)).abs() < 0.01, "{mean} vs {v}");
     }
 
     #[test]

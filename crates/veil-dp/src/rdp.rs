@@ -104,11 +104,16 @@ impl RdpAccountant {
             true,
             "a number in (0, 1]",
         )?;
+        self.compose_curve(steps, |alpha| subsampled_gaussian_rdp(q, sigma, alpha));
+        Ok(())
+    }
+
+    /// Adds `steps` times the RDP curve `curve(α)` at every order.
+    pub(crate) fn compose_curve(&mut self, steps: u64, curve: impl Fn(f64) -> f64) {
         let steps = steps as f64;
         for (rdp, alpha) in self.rdp.iter_mut().zip(&self.orders) {
-            *rdp += steps * subsampled_gaussian_rdp(q, sigma, *alpha);
+            *rdp += steps * curve(*alpha);
         }
-        Ok(())
     }
 
     /// The smallest `ε` over the orders at `δ`, and the order that gives it.

@@ -2,8 +2,9 @@
 
 use veil_dp::Error;
 use veil_dp::calibrate::epsilon;
-use veil_dp::ledger::{Ledger, RoundSpend, replay};
-use veil_dp::rdp::Conversion;
+use veil_dp::distributed::DistributedDiscreteGaussian;
+use veil_dp::ledger::{DistributedNoise, Ledger, RoundSpend, replay};
+use veil_dp::rdp::{Conversion, RdpAccountant};
 
 fn spend(round: u64) -> RoundSpend {
     RoundSpend::new(round, 1.0, 0.1, 1.0, 12)
@@ -135,5 +136,110 @@ fn opening_with_other_parameters_or_bad_ones_is_refused() {
     assert!(matches!(
         ledger.record_round(&spend(1)),
         Err(Error::InvalidParameter { name: "round", .. })
+    ));
+}
+
+fn distributed_spend(round: u64, participants: u64) -> RoundSpend {
+    // 10^4 coordinates, clip 1 at scale 4096, σ = 3000 per share.
+    RoundSpend::distributed(
+        round,
+        DistributedNoise::new(3000.0, 4096.0, 10_000, participants - 2),
+        1.0,
+        1.0,
+        participants,
+    )
+}
+
+#[test]
+fn distributed_rounds_are_accounted_by_kls21_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let mut ledger = Ledger::open(&path, 50.0, 1e-5).unwrap();
+    ledger.record_round(&spend(1)).unwrap();
+    let mut last = 0.0;
+    for round in 2..=4 {
+        last = ledger
+            .record_round(&distributed_spend(round, 10 + round))
+            .unwrap();
+    }
+    // The same spend composed directly.
+    let mut acc = RdpAccountant::new();
+    acc.compose_subsampled_gaussian(1.0, 0.1, 1).unwrap();
+    for m in 10..=12 {
+        let mech = DistributedDiscreteGaussian::new(3000.0, m, 10_000, 4096.0).unwrap();
+        acc.compose_distributed_discrete_gaussian(&mech, 1);
+    }
+    let direct = acc.epsilon(1e-5, Conversion::Improved).unwrap().0;
+    assert!(
+        (last - direct).abs() <= 1e-12 * direct,
+        "{last} vs {direct}"
+    );
+    let summary = replay(&path).unwrap();
+    assert!((summary.epsilon - direct).abs() <= 1e-12 * direct);
+    assert_eq!((summary.rounds, summary.distributed_rounds), (4, 3));
+    assert_eq!(summary.mechanisms, vec![(1.0, 0.1)]);
+    // PLD does not account these rounds, and says so naming the argument.
+    assert!(matches!(
+        summary.pld_epsilon(),
+        Err(Error::InvalidParameter {
+            name: "accountant",
+            ..
+        })
+    ));
+    // The line carries what replay needs, readable.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(line["mechanism"], "distributed_discrete_gaussian");
+    assert_eq!(line["client_sigma"], 3000.0);
+    assert_eq!(line["dimension"], 10_000);
+    let z = line["noise_multiplier"].as_f64().unwrap();
+    assert_eq!(
+        (line["participants"].as_u64(), line["shares"].as_u64()),
+        (Some(12), Some(10))
+    );
+    assert!((z - 10_f64.sqrt() * 3000.0 / 4096.0).abs() < 1e-12);
+}
+
+#[test]
+fn distributed_lines_that_were_edited_or_misshapen_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let mut ledger = Ledger::open(&path, 50.0, 1e-5).unwrap();
+    ledger.record_round(&distributed_spend(1, 10)).unwrap();
+    let original = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in [
+        // More noise per share than was added: ε would fall.
+        ("\"client_sigma\":3000.0", "\"client_sigma\":6000.0"),
+        // More shares credited than were recorded.
+        ("\"shares\":8", "\"shares\":9"),
+        // Fewer participants than shares credited.
+        ("\"participants\":10", "\"participants\":7"),
+        // A central-Gaussian line with distributed fields.
+        (
+            "distributed_discrete_gaussian",
+            "poisson_subsampled_gaussian",
+        ),
+        // A distributed line without its dimension.
+        (",\"dimension\":10000", ""),
+        ("distributed_discrete_gaussian", "skellam"),
+    ] {
+        let edited = original.replacen(from, to, 1);
+        assert_ne!(edited, original, "pattern {from}");
+        std::fs::write(&path, &edited).unwrap();
+        let err = replay(&path).unwrap_err();
+        assert!(
+            matches!(err, Error::Ledger { line: 1, .. }),
+            "{from} -> {to}: {err:?}"
+        );
+    }
+    // Shares below σ = 1/2 are outside what the accountant covers.
+    let mut fresh = Ledger::open(&dir.path().join("b.jsonl"), 50.0, 1e-5).unwrap();
+    let tiny = RoundSpend::distributed(1, DistributedNoise::new(0.1, 1.0, 10, 5), 1.0, 1.0, 5);
+    assert!(matches!(
+        fresh.record_round(&tiny),
+        Err(Error::InvalidParameter {
+            name: "client-sigma",
+            ..
+        })
     ));
 }

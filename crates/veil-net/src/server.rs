@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use veil_crypto::ParticipantId;
 use veil_crypto::prg::RingBits;
-use veil_dp::ledger::{Ledger, RoundSpend};
+use veil_dp::ledger::{DistributedNoise, Ledger, RoundSpend};
 use veil_secagg::messages::max_client_message_len;
 use veil_secagg::{Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
@@ -52,7 +52,10 @@ pub struct SecAggPlan {
 
 /// Central privacy settings: distributed discrete-Gaussian noise sized so
 /// that any released sum of at least `min_clients` contributions carries
-/// noise of standard deviation `noise_multiplier · clip_norm`.
+/// noise of standard deviation `noise_multiplier · clip_norm`. The ledger
+/// accounts each release as the distributed discrete Gaussian of the shares
+/// it holds (veil-dp `distributed`), without amplification by sampling;
+/// calibrate `noise_multiplier` with `veil_dp::distributed::noise_multiplier`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrivacyPlan {
     /// The noise multiplier of the released sum.
@@ -105,6 +108,27 @@ impl RoundPlan {
         })
     }
 
+    /// What a released round of `participants` contributions spends: the
+    /// distributed discrete Gaussian of `min_clients` of their noise shares
+    /// (veil-dp's `distributed` accounting, including the rounding's
+    /// sensitivity). Crediting only the fewest shares a sum may hold keeps
+    /// the guarantee when the rest add no noise.
+    #[must_use]
+    pub fn spend(&self, round: u64, participants: usize) -> RoundSpend {
+        RoundSpend::distributed(
+            round,
+            DistributedNoise::new(
+                self.noise_variance().sqrt(),
+                self.scale,
+                u64::from(self.dimension),
+                self.min_clients as u64,
+            ),
+            self.sampling_rate,
+            self.clip_norm,
+            participants as u64,
+        )
+    }
+
     /// The ring width: wide enough that a sum of `max_clients`
     /// contributions does not wrap (veil-dp's plan, `1 − 2^-40`).
     ///
@@ -134,6 +158,12 @@ impl RoundPlan {
         }
         if !(self.scale.is_finite() && self.scale > 0.0) {
             return bad("scale must be finite and positive");
+        }
+        if self.privacy.is_some() {
+            // The ledger's accountant must cover the noise each client adds.
+            if let Err(e) = self.spend(0, self.min_clients).validate() {
+                return Err(Error::Config(format!("privacy: {e}")));
+            }
         }
         if self.phase_timeout.is_zero() || self.phase_timeout > Duration::from_secs(86_400) {
             return bad("phase_timeout must be in (0, 1 day]");
@@ -611,13 +641,10 @@ impl Coordinator {
             return Ok(Some(StopReason::RoundsDone));
         }
         if let (Some(ledger), Some(p)) = (&self.ledger, self.plan.privacy) {
-            let spend = RoundSpend::new(
-                self.counters.next_round_id,
-                p.noise_multiplier,
-                self.plan.sampling_rate,
-                self.plan.clip_norm,
-                self.plan.min_clients as u64,
-            );
+            // The fewest shares a released sum may hold.
+            let spend = self
+                .plan
+                .spend(self.counters.next_round_id, self.plan.min_clients);
             let next = ledger.epsilon_after(&spend)?;
             if next > p.budget {
                 warn!(
@@ -1084,17 +1111,8 @@ impl Coordinator {
             result.included.len(),
         )?;
         // 1. The privacy ledger, synced, before anything is released.
-        if let (Some(ledger), Some(p)) = (self.ledger.as_mut(), self.plan.privacy) {
-            let m = result.included.len() as f64;
-            let per_client_sd = self.plan.noise_variance().sqrt();
-            let effective = per_client_sd * m.sqrt() / (self.plan.clip_norm * self.plan.scale);
-            let spend = RoundSpend::new(
-                config.round,
-                effective.max(p.noise_multiplier),
-                self.plan.sampling_rate,
-                self.plan.clip_norm,
-                result.included.len() as u64,
-            );
+        if let Some(ledger) = self.ledger.as_mut() {
+            let spend = self.plan.spend(config.round, result.included.len());
             record.epsilon = Some(ledger.record_round(&spend)?);
         }
         // 2. The model and the sum, atomically.
