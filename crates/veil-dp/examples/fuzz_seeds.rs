@@ -1,5 +1,6 @@
 //! Writes the seed corpus of veil-dp's fuzz targets under `fuzz/seeds/`: a
-//! real three-round ledger and a few privacy-parameter sets.
+//! real three-round ledger, a ledger mixing central and distributed rounds,
+//! and a few privacy-parameter sets.
 //!
 //! ```text
 //! cargo run -p veil-dp --example fuzz_seeds
@@ -7,7 +8,7 @@
 
 use std::path::Path;
 
-use veil_dp::ledger::{Ledger, RoundSpend};
+use veil_dp::ledger::{DistributedNoise, Ledger, RoundSpend};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
@@ -19,6 +20,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for round in [1, 2, 5] {
         ledger.record_round(&RoundSpend::new(round, 1.2, 0.05, 1.0, 40))?;
     }
+    let path = dir.join("mixed-rounds");
+    let _ = std::fs::remove_file(&path);
+    let mut ledger = Ledger::open(&path, 50.0, 1e-5)?;
+    ledger.record_round(&RoundSpend::new(1, 1.2, 0.05, 1.0, 40))?;
+    let noise = DistributedNoise::new(4000.0, 4096.0, 1000, 16);
+    ledger.record_round(&RoundSpend::distributed(2, noise, 1.0, 1.0, 20))?;
     let dir = root.join("dp_parameters");
     std::fs::create_dir_all(&dir)?;
     for (i, (sigma, q, delta, steps)) in [
@@ -34,7 +41,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         b.extend_from_slice(&q.to_le_bytes());
         b.extend_from_slice(&delta.to_le_bytes());
         b.extend_from_slice(&steps.to_le_bytes());
-        std::fs::write(dir.join(format!("params-{i}")), b)?;
+        std::fs::write(dir.join(format!("params-{i}")), &b)?;
+        // The same, for the distributed accounting: 16 shares of 10^4
+        // coordinates at 4096 quanta per clip.
+        b.extend_from_slice(&16_u32.to_le_bytes());
+        b.extend_from_slice(&10_000_u32.to_le_bytes());
+        b.extend_from_slice(&4096_f64.to_le_bytes());
+        std::fs::write(dir.join(format!("distributed-{i}")), b)?;
     }
     println!("wrote fuzz/seeds/ledger_replay and fuzz/seeds/dp_parameters");
     Ok(())
