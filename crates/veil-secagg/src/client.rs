@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use rand_core::CryptoRng;
-use veil_crypto::agreement::{AgreementPublicKey, AgreementSecret};
+use veil_crypto::agreement::{AgreementSecret, SharedSecret};
 use veil_crypto::envelope::EnvelopeContext;
 use veil_crypto::prg::{self, MaskSeed, MaskSign};
 use veil_crypto::shamir::{self, SecretScalar, Share, ShareCommitment, ShareIndex};
@@ -57,10 +57,11 @@ struct AwaitNeighbourKeys {
 /// Phase 2 sent; waiting for the envelopes sealed for this client.
 struct AwaitShares {
     self_mask: SecretScalar,
-    encryption: AgreementSecret,
     input: Zeroizing<Vec<u64>>,
-    /// Neighbours that advertised valid keys, with their encryption keys.
-    peers: BTreeMap<ParticipantId, AgreementPublicKey>,
+    /// Neighbours that advertised valid keys, with the envelope secret
+    /// agreed with each in phase 2 (kept, so opening their envelopes needs
+    /// no second agreement; zeroized on drop).
+    peers: BTreeMap<ParticipantId, SharedSecret>,
     /// Pairwise mask seeds with those peers.
     seeds: BTreeMap<ParticipantId, MaskSeed>,
     /// This client's own shares of its two secrets.
@@ -444,9 +445,8 @@ impl ClientSession {
             secrets.encryption.public_key().to_bytes(),
             my_mask.public_key().to_bytes(),
         ];
-        let mut peers = BTreeMap::new();
         let mut seeds = BTreeMap::new();
-        let mut enc_shared = BTreeMap::new();
+        let mut peers = BTreeMap::new();
         for (v, keys) in &m.entries {
             let v = *v;
             let identity = self
@@ -469,9 +469,8 @@ impl ClientSession {
             ) else {
                 continue;
             };
-            peers.insert(v, keys.encryption_key);
             seeds.insert(v, mask.pairwise_mask_seed(round, self.me, v));
-            enc_shared.insert(v, enc);
+            peers.insert(v, enc);
         }
         self.holders_needed(peers.len().saturating_add(1), Phase::ShareKeys)?;
 
@@ -506,7 +505,7 @@ impl ClientSession {
             })
             .ok_or(Error::Internal("a sharing has a share for its owner"))?;
         let mut entries = Vec::with_capacity(peers.len());
-        for ((v, shared), (b, c)) in enc_shared.iter().zip(pairs) {
+        for ((v, shared), (b, c)) in peers.iter().zip(pairs) {
             let plaintext = SharesPlaintext {
                 sender: self.me,
                 receiver: *v,
@@ -525,7 +524,6 @@ impl ClientSession {
         Ok((
             AwaitShares {
                 self_mask: secrets.self_mask,
-                encryption: secrets.encryption,
                 input: secrets.input,
                 peers,
                 seeds,
@@ -550,10 +548,10 @@ impl ClientSession {
         let mut excluded = Vec::new();
         for (v, sealed) in &m.entries {
             let v = *v;
-            let Some(enc_key) = s.peers.get(&v) else {
+            let Some(shared) = s.peers.get(&v) else {
                 return Err(self.server_violation(Violation::NotANeighbour(v)));
             };
-            match self.open_shares(&s.encryption, enc_key, v, sealed) {
+            match self.open_shares(shared, v, sealed) {
                 Some(h) => {
                     held.insert(v, h);
                 }
@@ -599,8 +597,7 @@ impl ClientSession {
     /// wrong (the caller excludes `v`).
     fn open_shares(
         &self,
-        encryption: &AgreementSecret,
-        enc_key: &AgreementPublicKey,
+        shared: &SharedSecret,
         v: ParticipantId,
         sealed: &[u8],
     ) -> Option<HeldShares> {
@@ -610,12 +607,7 @@ impl ClientSession {
             sender: v,
             receiver: self.me,
         };
-        let opened = encryption
-            .agree(enc_key)
-            .ok()?
-            .opening_key(ctx)
-            .open(&[], sealed)
-            .ok()?;
+        let opened = shared.opening_key(ctx).open(&[], sealed).ok()?;
         let p = SharesPlaintext::decode(opened.as_bytes()).ok()?;
         let ok = p.sender == v
             && p.receiver == self.me
