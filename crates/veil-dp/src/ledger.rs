@@ -120,12 +120,14 @@ impl RoundSpend {
         let noise_multiplier =
             (noise.shares as f64).sqrt() * noise.client_sigma / (clip_norm * noise.scale);
         Self {
-            round,
-            noise_multiplier,
-            sampling_rate,
-            clip_norm,
-            participants,
             distributed: Some(noise),
+            ..Self::new(
+                round,
+                noise_multiplier,
+                sampling_rate,
+                clip_norm,
+                participants,
+            )
         }
     }
 
