@@ -3,7 +3,7 @@
 //! and a few privacy-parameter sets.
 //!
 //! ```text
-//! cargo run -p veil-dp --example fuzz_seeds
+//! cargo run -p veil-dp --example dp_fuzz_seeds
 //! ```
 
 use std::path::Path;
