@@ -93,3 +93,8 @@ pub(crate) fn check_range(
 pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<f64> {
     check_range(name, value, 0.0, f64::MAX, true, "a finite number > 0")
 }
+
+/// Checks a Poisson sampling rate: finite and in `(0, 1]`.
+pub(crate) fn check_sampling_rate(q: f64) -> Result<f64> {
+    check_range("sampling-rate", q, 0.0, 1.0, true, "a number in (0, 1]")
+}

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::distributed::DistributedDiscreteGaussian;
-use crate::error::{Error, Result, check_positive, check_range};
+use crate::error::{Error, Result, check_positive, check_range, check_sampling_rate};
 use crate::rdp::{Conversion, RdpAccountant};
 
 /// The format version of a ledger line.
@@ -148,14 +148,7 @@ impl RoundSpend {
                 accountant.compose_subsampled_gaussian(self.noise_multiplier, self.sampling_rate, 1)
             }
             Some(d) => {
-                check_range(
-                    "sampling-rate",
-                    self.sampling_rate,
-                    0.0,
-                    1.0,
-                    true,
-                    "a number in (0, 1]",
-                )?;
+                check_sampling_rate(self.sampling_rate)?;
                 let scale = check_positive("scale", d.scale)?;
                 if d.shares > self.participants {
                     return Err(Error::InvalidParameter {

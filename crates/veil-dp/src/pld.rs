@@ -35,7 +35,7 @@
 mod discrete;
 mod gaussian;
 
-use crate::error::{Error, Result, check_positive, check_range};
+use crate::error::{Error, Result, check_positive, check_range, check_sampling_rate};
 use discrete::{Composer, Pld, chernoff_window};
 use gaussian::{Profile, Relation, gaussian_delta};
 
@@ -80,14 +80,7 @@ impl PldAccountant {
         steps: u64,
     ) -> Result<()> {
         let sigma = check_positive("noise-multiplier", noise_multiplier)?;
-        let q = check_range(
-            "sampling-rate",
-            sampling_rate,
-            0.0,
-            1.0,
-            true,
-            "a number in (0, 1]",
-        )?;
+        let q = check_sampling_rate(sampling_rate)?;
         if steps == 0 {
             return Ok(());
         }

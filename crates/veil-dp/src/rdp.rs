@@ -26,7 +26,7 @@
 //! orders; [`Conversion::Classic`] is Mironov 2017, Proposition 3:
 //! `ε = r − log(δ)/(α − 1)`.
 
-use crate::error::{Result, check_positive, check_range};
+use crate::error::{Result, check_positive, check_range, check_sampling_rate};
 
 /// The orders dp-accounting uses by default: 1.1 to 10.9 by 0.1, 11 to 63,
 /// and 128, 256, 512, 1024.
@@ -96,14 +96,7 @@ impl RdpAccountant {
         steps: u64,
     ) -> Result<()> {
         let sigma = check_positive("noise-multiplier", noise_multiplier)?;
-        let q = check_range(
-            "sampling-rate",
-            sampling_rate,
-            0.0,
-            1.0,
-            true,
-            "a number in (0, 1]",
-        )?;
+        let q = check_sampling_rate(sampling_rate)?;
         self.compose_curve(steps, |alpha| subsampled_gaussian_rdp(q, sigma, alpha));
         Ok(())
     }
