@@ -53,9 +53,10 @@ pub struct SecAggPlan {
 /// Central privacy settings: distributed discrete-Gaussian noise sized so
 /// that any released sum of at least `min_clients` contributions carries
 /// noise of standard deviation `noise_multiplier · clip_norm`. The ledger
-/// accounts each release as the distributed discrete Gaussian of the shares
-/// it holds (veil-dp `distributed`), without amplification by sampling;
-/// calibrate `noise_multiplier` with `veil_dp::distributed::noise_multiplier`.
+/// accounts each release as the distributed discrete Gaussian of
+/// `min_clients` shares (veil-dp `distributed`), without amplification by
+/// sampling; calibrate `noise_multiplier` with
+/// `veil privacy calibrate --min-survivors --dimension --scale`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PrivacyPlan {
     /// The noise multiplier of the released sum.
@@ -1173,4 +1174,63 @@ fn message_round(bytes: &[u8]) -> Option<u64> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(privacy: Option<PrivacyPlan>, scale: f64) -> RoundPlan {
+        RoundPlan {
+            dimension: 1000,
+            rounds: 3,
+            sampling_rate: 1.0,
+            min_clients: 4,
+            max_clients: 10,
+            start_delay: Duration::from_secs(1),
+            phase_timeout: Duration::from_secs(5),
+            secagg: SecAggPlan {
+                expected_dropout: 0.1,
+                corrupt_fraction: 0.05,
+                complete_graph_threshold: Some(3),
+            },
+            clip_norm: 1.0,
+            scale,
+            privacy,
+            keep_sums: false,
+        }
+    }
+
+    #[test]
+    fn privacy_the_accountant_cannot_cover_is_refused_at_start() {
+        let privacy = Some(PrivacyPlan {
+            noise_multiplier: 1.0,
+            delta: 1e-5,
+            budget: 10.0,
+        });
+        plan(privacy, 1024.0).check().unwrap();
+        plan(None, 0.5).check().unwrap();
+        // σ per client = 1·1·0.5/√4 = 0.25 quanta: below KLS21's 1/2.
+        let err = plan(privacy, 0.5).check().unwrap_err().to_string();
+        assert!(
+            err.contains("privacy") && err.contains("client-sigma"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_round_spends_the_threshold_s_shares_whatever_the_sum_holds() {
+        let privacy = Some(PrivacyPlan {
+            noise_multiplier: 2.0,
+            delta: 1e-5,
+            budget: 10.0,
+        });
+        let p = plan(privacy, 1024.0);
+        let (few, many) = (p.spend(1, 4), p.spend(1, 10));
+        assert_eq!((few.participants, many.participants), (4, 10));
+        // Both credit min_clients = 4 shares: the same noise multiplier, 2.
+        assert!((few.noise_multiplier - 2.0).abs() < 1e-12);
+        assert_eq!(few.noise_multiplier, many.noise_multiplier);
+        assert_eq!(many.distributed.map(|d| d.shares), Some(4));
+    }
 }
