@@ -13,36 +13,10 @@
 
 use veil_dp::pld::PldAccountant;
 
-struct Row {
-    sigma: f64,
-    q: f64,
-    steps: u64,
-    delta: f64,
-    rdp_exact: f64,
-    pld_dpacc: f64,
-}
+#[path = "reference/table.rs"]
+mod table;
 
-fn rows() -> Vec<Row> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/reference/rdp_reference.csv"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Row {
-                sigma: f[0].parse().unwrap(),
-                q: f[1].parse().unwrap(),
-                steps: f[2].parse().unwrap(),
-                delta: f[3].parse().unwrap(),
-                rdp_exact: f[5].parse().unwrap(),
-                pld_dpacc: f[6].parse().unwrap(),
-            }
-        })
-        .collect()
-}
+use table::rows;
 
 #[test]
 fn pld_epsilon_meets_the_reference_bar() {
