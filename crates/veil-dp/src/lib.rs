@@ -11,7 +11,7 @@
 //! - [`clip`]: L2 clipping, flat and per named tensor;
 //! - [`dp_sgd`]: the example-level DP-SGD step (per-example clipping and
 //!   noise);
-//! - [`quantize`]: unbiased stochastic rounding to `Z_2^b`, the centred
+//! - [`quantize`]: unbiased (and conditional) stochastic rounding to `Z_2^b`, the centred
 //!   read-back of a sum, and the choice of `b`;
 //! - [`noise`]: continuous Gaussian noise and the exact discrete Gaussian
 //!   sampler for distributed noise;

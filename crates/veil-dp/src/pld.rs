@@ -4,11 +4,11 @@
 //! Honkela 2020; Doroshenko, Ghazi, Kamath, Kumar, Manurangsi 2022).
 //!
 //! For each neighbouring relation (an example removed, an example added;
-//! see [`gaussian`]) and each kind of step:
+//! see `gaussian`) and each kind of step:
 //!
 //! 1. the step's privacy profile `δ(ε)` is computed in closed form from
 //!    normal tails and discretised on the grid `h·ℤ` by connect-the-dots,
-//!    which yields a *dominating* distribution (module [`discrete`]);
+//!    which yields a *dominating* distribution (module `discrete`);
 //! 2. the distribution is composed with itself for the number of steps by
 //!    repeated squaring (FFT convolutions), and with the other kinds of
 //!    steps; tails below 10⁻¹⁵ are cut after each convolution, the high one

@@ -7,7 +7,8 @@
 //! back as the centred representative in `[−2^(b−1), 2^(b−1))` and divided
 //! by `scale`. The sum is exact as long as it never leaves that interval:
 //! [`plan_bits`] chooses `b` so that it does with probability at least
-//! `1 − 2^-40`.
+//! `1 − 2^-40`. [`quantize_bounded`] is the conditional variant clients use
+//! (see [`crate::distributed`] for the bound it enforces).
 
 use rand::RngExt;
 use rand_core::CryptoRng;
