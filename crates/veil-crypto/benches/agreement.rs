@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use veil_crypto::agreement::AgreementSecret;
 use veil_crypto::shamir::SecretScalar;
-use veil_crypto::sign::{IdentitySigningKey, SignatureDomain};
+use veil_crypto::sign::{IdentitySigningKey, SignatureDomain, Signed, verify_batch};
 
 fn agreement(c: &mut Criterion) {
     let mut rng = ChaCha20Rng::from_seed([1; 32]);
@@ -19,6 +19,9 @@ fn agreement(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     g.bench_function("x25519 agree", |bench| {
         bench.iter(|| a.agree(black_box(&b)).unwrap())
+    });
+    g.bench_function("x25519 by x25519-dalek's Montgomery ladder", |bench| {
+        bench.iter(|| a.agree_by_ladder_for_test(black_box(&b)))
     });
     let shared = a.agree(&b).unwrap();
     g.bench_function("hkdf pairwise mask seed", |bench| {
@@ -39,6 +42,42 @@ fn agreement(c: &mut Criterion) {
                 .verify(SignatureDomain::ADVERTISE_KEYS, black_box(&[0; 64]), &sig)
                 .unwrap()
         })
+    });
+    // A client's batch: the signatures of its k = 34 neighbours, in one
+    // phase; the throughput is per signature.
+    let signers: Vec<_> = (0..34)
+        .map(|_| IdentitySigningKey::generate(&mut rng))
+        .collect();
+    let message = [7_u8; 64];
+    let entries: Vec<_> = signers
+        .iter()
+        .map(|k| {
+            (
+                k.verifying_key(),
+                k.sign(SignatureDomain::CONSISTENCY_CHECK, &message),
+            )
+        })
+        .collect();
+    let batch: Vec<Signed<'_>> = entries
+        .iter()
+        .map(|(key, signature)| Signed {
+            key,
+            message: &message,
+            signature,
+        })
+        .collect();
+    g.throughput(Throughput::Elements(34));
+    g.bench_function("ed25519 verify 34, one by one", |bench| {
+        bench.iter(|| {
+            for s in &batch {
+                s.key
+                    .verify(SignatureDomain::CONSISTENCY_CHECK, s.message, s.signature)
+                    .unwrap();
+            }
+        })
+    });
+    g.bench_function("ed25519 verify 34, as a batch", |bench| {
+        bench.iter(|| verify_batch(SignatureDomain::CONSISTENCY_CHECK, black_box(&batch)).unwrap())
     });
     g.finish();
 }

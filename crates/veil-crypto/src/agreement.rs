@@ -7,10 +7,34 @@
 //!
 //! An agreement whose result is all zeros (the peer sent a key of small
 //! order) is refused with [`Error::NonContributory`].
+//!
+//! # How the agreement is computed
+//!
+//! The result is RFC 7748's `X25519(k, u)` bit for bit, but for a peer key on
+//! the curve it is not computed with the Montgomery ladder. The point is
+//! mapped to Edwards form, multiplied by the clamped scalar there, and mapped
+//! back. curve25519-dalek's Edwards variable-base multiplication is constant
+//! time and uses its AVX2 backend where the CPU has one, which makes an
+//! agreement about a quarter cheaper on such CPUs (`cargo bench -p
+//! veil-crypto --bench agreement` compares both in one run). A client makes
+//! 2k agreements a round, so this is a visible part of its time.
+//!
+//! Why the result is the same: the birational map between Curve25519 and
+//! edwards25519 is a group isomorphism that preserves `u`, and `[k]P` and
+//! `[k](−P)` have the same `u`, so either Edwards point with the peer's `u`
+//! gives `X25519(k, u)`. The identity maps to `u = 0`, which is what the
+//! ladder returns for a point of small order. A `u` that is not on the curve
+//! (it is on the twist) has no Edwards point; it goes through x25519-dalek's
+//! ladder, as does `u = −1`. The map branches only on the peer's public key.
+//! Tests check equality with the ladder on random keys, random byte strings
+//! (about half on the twist), non-canonical encodings and every small-order
+//! point.
 
+use curve25519_dalek::edwards::EdwardsPoint;
+use curve25519_dalek::montgomery::MontgomeryPoint;
 use subtle::{Choice, ConstantTimeEq};
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::envelope::{EnvelopeContext, OpeningKey, SealingKey};
 use crate::kdf::{self, KdfInfo};
@@ -46,12 +70,32 @@ impl AgreementSecret {
     /// # Errors
     /// [`Error::NonContributory`] if the result is all zeros.
     pub fn agree(&self, peer: &AgreementPublicKey) -> Result<SharedSecret> {
-        let shared = self.0.diffie_hellman(&PublicKey::from(peer.0));
-        if !shared.was_contributory() {
+        let shared = match MontgomeryPoint(peer.0).to_edwards(0) {
+            Some(point) => SharedSecret(edwards_x25519(&self.0, point)),
+            None => SharedSecret(self.0.diffie_hellman(&PublicKey::from(peer.0)).to_bytes()),
+        };
+        if bool::from(shared.0.ct_eq(&[0_u8; 32])) {
             return Err(Error::NonContributory);
         }
-        Ok(SharedSecret(shared.to_bytes()))
+        Ok(shared)
     }
+
+    /// The agreement by x25519-dalek's Montgomery ladder, which
+    /// [`AgreementSecret::agree`] must equal; for tests and the benchmark.
+    #[cfg(any(test, feature = "test-util"))]
+    #[must_use]
+    pub fn agree_by_ladder_for_test(&self, peer: &AgreementPublicKey) -> [u8; 32] {
+        self.0.diffie_hellman(&PublicKey::from(peer.0)).to_bytes()
+    }
+}
+
+/// `X25519(k, u(point))` computed on edwards25519 (module docs).
+fn edwards_x25519(secret: &StaticSecret, point: EdwardsPoint) -> [u8; 32] {
+    let scalar = Zeroizing::new(secret.to_bytes());
+    let mut product = point.mul_clamped(*scalar);
+    let u = product.to_montgomery().to_bytes();
+    product.zeroize();
+    u
 }
 
 /// An X25519 public key: 32 bytes, the u-coordinate (RFC 7748). Public.
@@ -171,6 +215,87 @@ mod tests {
                 Error::NonContributory
             );
         }
+    }
+
+    /// The agreement's result and verdict for `peer`, next to the ladder's.
+    fn both_ways(a: &AgreementSecret, peer: [u8; 32]) -> (Option<[u8; 32]>, [u8; 32]) {
+        let peer = AgreementPublicKey::from_bytes(peer);
+        let ours = match a.agree(&peer) {
+            Ok(shared) => Some(shared.expose_for_test()),
+            Err(e) => {
+                assert_eq!(e, Error::NonContributory);
+                None
+            }
+        };
+        (ours, a.agree_by_ladder_for_test(&peer))
+    }
+
+    #[test]
+    fn the_edwards_route_equals_the_ladder_on_curve_and_twist_points() {
+        use rand::RngExt;
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let (mut on_curve, mut on_twist) = (0_usize, 0_usize);
+        for i in 0..400 {
+            let a = AgreementSecret::from_scalar(&SecretScalar::random(&mut rng));
+            let mut peer: [u8; 32] = if i % 2 == 0 {
+                AgreementSecret::from_scalar(&SecretScalar::random(&mut rng))
+                    .public_key()
+                    .to_bytes()
+            } else {
+                rng.random()
+            };
+            if i % 4 == 2 {
+                peer[31] |= 0x80; // the bit RFC 7748 ignores
+            }
+            if MontgomeryPoint(peer).to_edwards(0).is_some() {
+                on_curve += 1;
+            } else {
+                on_twist += 1;
+            }
+            let (ours, ladder) = both_ways(&a, peer);
+            assert_eq!(ours, Some(ladder), "peer {peer:02x?}");
+        }
+        // Both branches ran, many times.
+        assert!(on_curve > 250 && on_twist > 50, "{on_curve} / {on_twist}");
+    }
+
+    #[test]
+    fn small_order_and_non_canonical_keys_agree_with_the_ladder() {
+        let hex32 = |h: &str| -> [u8; 32] { hex::decode(h).unwrap().try_into().unwrap() };
+        // The u-coordinates of points of small order on the curve and its
+        // twist (0, 1, the two of order 8, p - 1), and p, p + 1, which
+        // encode 0 and 1 non-canonically; each also with the top bit set.
+        let small = [
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        ];
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let a = AgreementSecret::from_scalar(&SecretScalar::random(&mut rng));
+        for h in small {
+            for top in [0, 0x80] {
+                let mut peer = hex32(h);
+                peer[31] |= top;
+                let (ours, ladder) = both_ways(&a, peer);
+                assert_eq!(ladder, [0; 32], "{h}");
+                assert_eq!(ours, None, "{h} is refused");
+            }
+        }
+        // A key of full order, encoded as u + p (not reduced): same result
+        // as u, on both routes. u = 9 is the base point, 9 + p fits 255 bits.
+        let mut nine_plus_p =
+            hex32("f6ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f");
+        let (ours, ladder) = both_ways(&a, nine_plus_p);
+        let mut nine = [0_u8; 32];
+        nine[0] = 9;
+        assert_eq!(ours, Some(ladder));
+        assert_eq!(ours, both_ways(&a, nine).0);
+        nine_plus_p[31] |= 0x80;
+        assert_eq!(both_ways(&a, nine_plus_p).0, ours);
     }
 
     #[test]

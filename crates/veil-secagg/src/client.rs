@@ -8,7 +8,9 @@ use veil_crypto::agreement::{AgreementSecret, SharedSecret};
 use veil_crypto::envelope::EnvelopeContext;
 use veil_crypto::prg::{self, MaskSeed, MaskSign};
 use veil_crypto::shamir::{self, SecretScalar, Share, ShareCommitment, ShareIndex};
-use veil_crypto::sign::{IdentitySigningKey, IdentityVerifyingKey, SignatureDomain};
+use veil_crypto::sign::{
+    self, IdentitySigningKey, IdentityVerifyingKey, Signature, SignatureDomain, Signed,
+};
 use veil_crypto::{ParticipantId, RoundId};
 use zeroize::Zeroizing;
 
@@ -445,17 +447,25 @@ impl ClientSession {
             secrets.encryption.public_key().to_bytes(),
             my_mask.public_key().to_bytes(),
         ];
+        let mut signed = Vec::with_capacity(m.entries.len());
+        for (v, keys) in &m.entries {
+            let identity = self
+                .identities
+                .get(v)
+                .ok_or_else(|| self.server_violation(Violation::NotANeighbour(*v)))?;
+            signed.push((
+                *v,
+                identity,
+                keys.signed_message_for(round, *v),
+                &keys.signature,
+            ));
+        }
+        verify_forwarded(SignatureDomain::ADVERTISE_KEYS, &signed)
+            .map_err(|v| self.server_violation(Violation::BadKeySignature(v)))?;
         let mut seeds = BTreeMap::new();
         let mut peers = BTreeMap::new();
         for (v, keys) in &m.entries {
             let v = *v;
-            let identity = self
-                .identities
-                .get(&v)
-                .ok_or_else(|| self.server_violation(Violation::NotANeighbour(v)))?;
-            if !keys.verify(round, v, identity) {
-                return Err(self.server_violation(Violation::BadKeySignature(v)));
-            }
             let (e, k) = (keys.encryption_key.to_bytes(), keys.mask_key.to_bytes());
             if e == k || seen.contains(&e) || seen.contains(&k) {
                 return Err(self.server_violation(Violation::ReusedPublicKey(v)));
@@ -665,6 +675,7 @@ impl ClientSession {
         m: &ConsistencySignatures,
     ) -> Result<SurvivorSetAgreed> {
         let message = survivor_set_message(self.config.round, &s.survivors);
+        let mut signed = Vec::with_capacity(m.entries.len());
         for (v, signature) in &m.entries {
             let Some(identity) = self.identities.get(v) else {
                 return Err(self.server_violation(Violation::NotANeighbour(*v)));
@@ -672,17 +683,15 @@ impl ClientSession {
             if s.survivors.binary_search(v).is_err() {
                 return Err(self.server_violation(Violation::SurvivorNotInView(*v)));
             }
-            if identity
-                .verify(SignatureDomain::CONSISTENCY_CHECK, &message, signature)
-                .is_err()
-            {
-                return Err(Error::Forbidden {
-                    round: self.config.round,
-                    participant: Some(*v),
-                    violation: Violation::BadConsistencySignature(*v),
-                });
-            }
+            signed.push((*v, identity, message.as_slice(), signature));
         }
+        verify_forwarded(SignatureDomain::CONSISTENCY_CHECK, &signed).map_err(|v| {
+            Error::Forbidden {
+                round: self.config.round,
+                participant: Some(v),
+                violation: Violation::BadConsistencySignature(v),
+            }
+        })?;
         self.holders_needed(m.entries.len().saturating_add(1), Phase::Unmask)?;
         Ok(SurvivorSetAgreed(()))
     }
@@ -697,6 +706,29 @@ impl ClientSession {
         let proof = self.verify_consistency(&s, m)?;
         Ok(ClientMessage::UnmaskShares(reveal(&s, proof)))
     }
+}
+
+/// Checks the signatures the server forwarded as one batch (SPEC.md §7: the
+/// server checked each strictly before forwarding it). `Err(v)`: `v`'s
+/// signature is the first that does not verify.
+fn verify_forwarded<M: AsRef<[u8]>>(
+    domain: SignatureDomain,
+    entries: &[(ParticipantId, &IdentityVerifyingKey, M, &Signature)],
+) -> core::result::Result<(), ParticipantId> {
+    let batch: Vec<Signed<'_>> = entries
+        .iter()
+        .map(|(_, key, message, signature)| Signed {
+            key,
+            message: message.as_ref(),
+            signature,
+        })
+        .collect();
+    // The index is always within the batch; `MAX` only keeps this total.
+    sign::verify_batch(domain, &batch).map_err(|rejected| {
+        entries
+            .get(rejected.index)
+            .map_or(ParticipantId::MAX, |(v, ..)| *v)
+    })
 }
 
 /// The shares to reveal, given the proof that the survivor set is agreed.

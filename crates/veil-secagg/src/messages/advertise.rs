@@ -40,6 +40,12 @@ impl AdvertiseKeys {
         m
     }
 
+    /// What `id` signed for `round`, were these its keys.
+    #[must_use]
+    pub fn signed_message_for(&self, round: RoundId, id: ParticipantId) -> Vec<u8> {
+        Self::signed_message(round, id, &self.encryption_key, &self.mask_key)
+    }
+
     /// Whether the signature is `id`'s, for `round`.
     #[must_use]
     pub fn verify(
@@ -51,7 +57,7 @@ impl AdvertiseKeys {
         identity
             .verify(
                 SignatureDomain::ADVERTISE_KEYS,
-                &Self::signed_message(round, id, &self.encryption_key, &self.mask_key),
+                &self.signed_message_for(round, id),
                 &self.signature,
             )
             .is_ok()
