@@ -24,7 +24,7 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use veil_round::Stage;
+use veil_round::{Shape, Stage};
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +41,7 @@ enum Cmd {
     /// The grid: veil (in memory, and over QUIC) and Flower, alternating.
     Compare(CompareArgs),
     /// One veil round in memory, as JSON (what `compare` runs per cell).
-    One(OneArgs),
+    One(Shape),
 }
 
 #[derive(clap::Args)]
@@ -72,28 +72,10 @@ struct CompareArgs {
     out: PathBuf,
 }
 
-#[derive(clap::Args)]
-struct OneArgs {
-    #[arg(long)]
-    n: usize,
-    #[arg(long)]
-    d: u32,
-    #[arg(long)]
-    k: u32,
-    #[arg(long)]
-    t: u32,
-    #[arg(long, default_value_t = 32)]
-    bits: u32,
-    #[arg(long, default_value_t = 0)]
-    drop: usize,
-    #[arg(long, value_enum, default_value_t = Stage::After)]
-    stage: Stage,
-}
-
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::One(a) => {
-            let m = veil_round::in_memory(a.n, a.d, a.k, a.t, a.bits, a.drop, a.stage)?;
+            let m = veil_round::in_memory(a)?;
             println!("{}", serde_json::to_string(&m)?);
             Ok(())
         }
@@ -102,26 +84,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// One veil round in a child process.
-fn veil_child(
-    n: usize,
-    d: u32,
-    k: u32,
-    t: u32,
-    bits: u32,
-    drop: usize,
-    stage: Stage,
-) -> anyhow::Result<report::VeilRun> {
+fn veil_child(shape: Shape) -> anyhow::Result<report::VeilRun> {
     let out = Command::new(std::env::current_exe()?)
-        .args(["one", "--n", &n.to_string(), "--d", &d.to_string()])
-        .args(["--k", &k.to_string(), "--t", &t.to_string()])
-        .args(["--bits", &bits.to_string(), "--drop", &drop.to_string()])
-        .args([
-            "--stage",
-            match stage {
-                Stage::Before => "before",
-                Stage::After => "after",
-            },
-        ])
+        .arg("one")
+        .args(shape.to_args())
         .output()?;
     if !out.status.success() {
         bail!(
@@ -142,6 +108,9 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
     } else {
         Some(flower::Flower::setup(&bench_dir, &a.venv).context("setting up Flower")?)
     };
+    // The server unmasks on every core, as `veil server` does.
+    let server_threads =
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut table = report::Table::new(&report::machine());
     for &n in &a.n {
         // SecAgg+'s sparse graph where it exists for 10 % dropout and 5 %
@@ -166,7 +135,16 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
                 let mut cell = report::Cell::new(n, d, k, t, drop, stage);
                 for rep in 0..a.reps {
                     eprintln!("n {n} d {d} drop {drop} {stage:?} rep {rep}: veil");
-                    cell.veil.push(veil_child(n, d, k, t, 32, drop, stage)?);
+                    cell.veil.push(veil_child(Shape {
+                        n,
+                        d,
+                        k,
+                        t,
+                        bits: 32,
+                        drop,
+                        stage,
+                        server_threads,
+                    })?);
                     if let Some(f) = &flower {
                         eprintln!("n {n} d {d} drop {drop} {stage:?} rep {rep}: Flower");
                         cell.flower.push(f.round(n, d, k + 1, t, drop, stage)?);
@@ -181,7 +159,16 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
         }
         // Bytes at b = 20 (one run per n, at the largest d).
         if let Some(&d) = a.d.last() {
-            let m = veil_child(n, d, k, t, 20, 0, Stage::After)?;
+            let m = veil_child(Shape {
+                n,
+                d,
+                k,
+                t,
+                bits: 20,
+                drop: 0,
+                stage: Stage::After,
+                server_threads,
+            })?;
             table.note_b20(n, d, m.bytes_per_client);
         }
     }

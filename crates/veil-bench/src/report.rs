@@ -82,7 +82,7 @@ pub(crate) struct Table {
     b20: Vec<String>,
 }
 
-const HEADER: &str = "| n | d | k | t | dropout | veil round s (1 core) | veil ÷ floor | veil latency s | Flower round s | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil QUIC s | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| n | d | k | t | dropout | veil round s (CPU) | veil ÷ floor | veil latency s | Flower round s (CPU) | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil QUIC s | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 impl Table {
     /// An empty table.
@@ -176,10 +176,12 @@ impl Table {
     pub(crate) fn render(&self) -> String {
         let mut s = format!(
             "Machine: {}. Round seconds: median (min–max) over the repetitions. \
-             \"1 core\" is all of the round's work, clients one after another, as \
-             Flower's in-process round; \"latency\" is veil's server time plus each \
-             phase's slowest client (clients on their own machines, free network), \
-             the same for Flower's stages.\n\n{HEADER}\n",
+             \"CPU\" is all of the round's work, the CPU time of every thread of \
+             its process (clients one after another, as in Flower's in-process \
+             round; veil's server unmasks on every core, and all of that counts); \
+             \"latency\" is the wall-clock server time plus each phase's slowest \
+             client (clients on their own machines, free network), the same for \
+             Flower's stages.\n\n{HEADER}\n",
             self.machine
         );
         for r in &self.rows {

@@ -1,7 +1,8 @@
-//! One veil round, measured: in memory (`veil_secagg::sim`, one core) or
+//! One veil round, measured: in memory (`veil_secagg::sim`: clients one
+//! after another, the server's unmasking on `--server-threads`) or
 //! over real QUIC on loopback (`veil-net`'s server and client runtimes).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
@@ -22,10 +23,65 @@ pub(crate) enum Stage {
     After,
 }
 
+/// One in-memory round: the cohort, the vector, the graph, who drops and
+/// when, and the server's threads (the arguments of `veil-bench one`).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct Shape {
+    /// Clients.
+    #[arg(long)]
+    pub(crate) n: usize,
+    /// Vector length.
+    #[arg(long)]
+    pub(crate) d: u32,
+    /// Neighbours of each client.
+    #[arg(long)]
+    pub(crate) k: u32,
+    /// Threshold.
+    #[arg(long)]
+    pub(crate) t: u32,
+    /// Ring width in bits.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) bits: u32,
+    /// Clients that drop.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) drop: usize,
+    /// When they drop.
+    #[arg(long, value_enum, default_value_t = Stage::After)]
+    pub(crate) stage: Stage,
+    /// Threads the server's final unmasking may use.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) server_threads: usize,
+}
+
+impl Shape {
+    /// The command-line arguments that give this shape to `veil-bench one`.
+    pub(crate) fn to_args(self) -> Vec<String> {
+        let stage = match self.stage {
+            Stage::Before => "before",
+            Stage::After => "after",
+        };
+        [
+            ("--n", self.n.to_string()),
+            ("--d", self.d.to_string()),
+            ("--k", self.k.to_string()),
+            ("--t", self.t.to_string()),
+            ("--bits", self.bits.to_string()),
+            ("--drop", self.drop.to_string()),
+            ("--stage", stage.to_owned()),
+            ("--server-threads", self.server_threads.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect()
+    }
+}
+
 /// What one round measured.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Measured {
-    /// All the round's work on one core (clients one after another).
+    /// All the round's work: the CPU time of every thread of this process
+    /// during the round (the clients run one after another; the server's
+    /// unmasking may use several threads, and all their time counts).
     pub(crate) round_s: f64,
     /// The round's latency with every client on its own machine and a
     /// free network: server time plus each phase's slowest client.
@@ -81,15 +137,17 @@ fn ms(d: Duration) -> f64 {
 ///
 /// # Errors
 /// If the round does not complete.
-pub(crate) fn in_memory(
-    n: usize,
-    d: u32,
-    k: u32,
-    t: u32,
-    bits: u32,
-    drop: usize,
-    stage: Stage,
-) -> anyhow::Result<Measured> {
+pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
+    let Shape {
+        n,
+        d,
+        k,
+        t,
+        bits,
+        drop,
+        stage,
+        server_threads,
+    } = shape;
     let mut sim = Simulation::new(SimParams {
         n,
         k,
@@ -110,9 +168,10 @@ pub(crate) fn in_memory(
     }
     let graph = sim.config.graph();
     let inputs = sim.inputs.clone();
-    let started = Instant::now();
+    sim.set_server_threads(server_threads);
+    let started = cpu_time::ProcessTime::now();
     let outcome = sim.run();
-    let wall = started.elapsed();
+    let work = started.elapsed();
     let result = outcome.result.context("the round did not complete")?;
     let ring = RingBits::new(bits)?;
     let mut expected = vec![0_u64; d as usize];
@@ -151,7 +210,7 @@ pub(crate) fn in_memory(
         + floor::expansions(arrived.len() + pairs, d_us, ring)?;
     let sent: usize = outcome.costs.sent_by.values().sum();
     Ok(Measured {
-        round_s: wall.as_secs_f64(),
+        round_s: work.as_secs_f64(),
         latency_s: outcome.costs.critical_path().as_secs_f64(),
         client_ms: ms(outcome.costs.client_time) / n as f64,
         server_ms: ms(outcome.costs.server_time),
@@ -245,7 +304,17 @@ mod tests {
     #[test]
     fn a_small_round_is_measured_and_checked() {
         for (stage, included) in [(Stage::Before, 4), (Stage::After, 5)] {
-            let m = in_memory(5, 1000, 4, 3, 32, 1, stage).unwrap();
+            let m = in_memory(Shape {
+                n: 5,
+                d: 1000,
+                k: 4,
+                t: 3,
+                bits: 32,
+                drop: 1,
+                stage,
+                server_threads: 1,
+            })
+            .unwrap();
             assert!(m.correct, "{stage:?}");
             assert_eq!(m.included, included);
             assert!(m.latency_s <= m.round_s && m.client_floor_ms > 0.0);

@@ -12,10 +12,12 @@
 //! clients' edges. The keystream is written in small chunks into a stack
 //! buffer and added straight into the caller's vector: no allocation, and with
 //! [`apply_masks`] the chunk of the vector stays in L1 cache while every
-//! stream is added to it.
+//! stream is added to it. [`apply_masks_parallel`] cuts the vector into
+//! contiguous parts and runs each on its own thread, every stream started at
+//! the part's offset in its keystream: the server's unmasking on every core.
 
 use chacha20::ChaCha20;
-use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -223,6 +225,13 @@ impl Stream {
             sign,
         }
     }
+
+    /// The stream positioned `offset` bytes into its keystream.
+    fn at(seed: &MaskSeed, sign: MaskSign, offset: u64) -> Self {
+        let mut stream = Self::new(seed, sign);
+        stream.cipher.seek(offset);
+        stream
+    }
 }
 
 /// How the expanded words combine with the vector.
@@ -368,6 +377,59 @@ pub fn apply_masks<T: RingElement>(
     run(&mut streams, ring, x, false)
 }
 
+/// The fewest elements [`apply_masks_parallel`] gives one thread: below this
+/// a thread's start-up costs more than it saves.
+pub const MIN_ELEMENTS_PER_THREAD: usize = 1 << 15;
+
+/// [`apply_masks`] on up to `threads` threads: `x` is cut into contiguous
+/// parts of at least [`MIN_ELEMENTS_PER_THREAD`] elements, and each part is
+/// masked on its own thread with every stream started at the part's offset
+/// in its keystream. The result is that of [`apply_masks`], element for
+/// element; with `threads <= 1`, or too short an `x`, it is `apply_masks`.
+///
+/// # Errors
+/// As [`expand_into`].
+pub fn apply_masks_parallel<T: RingElement + Send>(
+    masks: &[(&MaskSeed, MaskSign)],
+    ring: RingBits,
+    x: &mut [T],
+    threads: usize,
+) -> Result<()> {
+    ring.check_fits::<T>()?;
+    check_len(x.len())?;
+    let parts = threads.min(x.len() / MIN_ELEMENTS_PER_THREAD);
+    if parts <= 1 || masks.is_empty() {
+        return apply_masks(masks, ring, x);
+    }
+    // Parts start on a 64-byte ChaCha20 block at either word size.
+    let per_part = x.len().div_ceil(parts).next_multiple_of(16);
+    let word_bytes = ring.word_bytes();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = x
+            .chunks_mut(per_part)
+            .enumerate()
+            .map(|(i, part)| {
+                scope.spawn(move || {
+                    // i * per_part < x.len() <= MAX_MASK_LEN, so the byte
+                    // offset is below 2^35.
+                    let offset =
+                        u64::try_from(i.saturating_mul(per_part).saturating_mul(word_bytes))
+                            .unwrap_or(u64::MAX);
+                    let mut streams: Vec<Stream> = masks
+                        .iter()
+                        .map(|(seed, sign)| Stream::at(seed, *sign, offset))
+                        .collect();
+                    run(&mut streams, ring, part, false)
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+}
+
 /// A stream of uniform 32-bit words from a **public** seed: the ChaCha20
 /// keystream under key `seed`, nonce `0^12`, read as little-endian `u32`s
 /// (SPEC.md §4.1). For values every party must compute alike, such as the
@@ -444,6 +506,50 @@ mod tests {
         let mut out = vec![0_u8; len];
         c.write_keystream(&mut out);
         out
+    }
+
+    /// The parallel unmasking equals the one-thread pass, element for
+    /// element, whatever the thread count, length (parts that end inside a
+    /// ChaCha20 block included), word size and signs.
+    #[test]
+    fn parallel_masking_equals_one_pass() {
+        let seeds: Vec<MaskSeed> = (1..=5).map(seed).collect();
+        let signs = [MaskSign::Add, MaskSign::Subtract];
+        let plan: Vec<(&MaskSeed, MaskSign)> = seeds
+            .iter()
+            .zip(signs.iter().cycle())
+            .map(|(s, sign)| (s, *sign))
+            .collect();
+        let m = MIN_ELEMENTS_PER_THREAD;
+        for len in [0, 1000, m - 1, 2 * m, 2 * m + 5, 3 * m + 17, 5 * m + 3] {
+            for bits in [20, 32] {
+                let ring = RingBits::new(bits).unwrap();
+                let mask = u32::try_from(ring.mask()).unwrap();
+                let start: Vec<u32> = (0..u32::try_from(len).unwrap())
+                    .map(|i| i.wrapping_mul(2_654_435_761) & mask)
+                    .collect();
+                let mut one = start.clone();
+                apply_masks(&plan, ring, &mut one).unwrap();
+                for threads in [0, 1, 2, 3, 4, 7] {
+                    let mut many = start.clone();
+                    apply_masks_parallel(&plan, ring, &mut many, threads).unwrap();
+                    assert!(one == many, "len {len}, b = {bits}, {threads} threads");
+                }
+            }
+            let ring = RingBits::new(64).unwrap();
+            let start: Vec<u64> = (0..len as u64).collect();
+            let mut one = start.clone();
+            apply_masks(&plan, ring, &mut one).unwrap();
+            let mut many = start;
+            apply_masks_parallel(&plan, ring, &mut many, 3).unwrap();
+            assert!(one == many, "len {len}, b = 64");
+        }
+        // The same checks as the one-thread pass.
+        let mut x = [0_u32; 4];
+        assert!(matches!(
+            apply_masks_parallel(&plan, RingBits::new(33).unwrap(), &mut x, 2),
+            Err(Error::RingBitsTooWide { .. })
+        ));
     }
 
     #[test]

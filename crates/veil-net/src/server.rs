@@ -841,7 +841,11 @@ impl Coordinator {
             "round started"
         );
         let now = Instant::now();
-        let session = ServerSession::new(config.clone(), &self.roster, now)?;
+        let mut session = ServerSession::new(config.clone(), &self.roster, now)?;
+        // Unmasking is the server's one long computation: every core.
+        session.set_unmask_threads(
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        );
         Ok(Some(Flight {
             session,
             task,

@@ -144,6 +144,8 @@ pub struct ServerSession {
     transmit: VecDeque<(ParticipantId, Vec<u8>)>,
     events: VecDeque<ServerEvent>,
     deadline: Option<Instant>,
+    /// Threads the final unmasking may use.
+    unmask_threads: usize,
 }
 
 impl core::fmt::Debug for ServerSession {
@@ -194,7 +196,16 @@ impl ServerSession {
             transmit,
             events: VecDeque::new(),
             deadline,
+            unmask_threads: 1,
         })
+    }
+
+    /// Lets the final unmasking (the PRG expansions that remove the masks
+    /// from the sum) run on up to `threads` threads; 1, the default, keeps
+    /// the whole session on the caller's thread. The result does not depend
+    /// on it.
+    pub fn set_unmask_threads(&mut self, threads: usize) {
+        self.unmask_threads = threads.max(1);
     }
 
     /// The round.
@@ -824,7 +835,7 @@ impl ServerSession {
             }
         }
         let plan: Vec<(&MaskSeed, MaskSign)> = seeds.iter().map(|(s, sign)| (s, *sign)).collect();
-        prg::apply_masks(&plan, ring, &mut sum)?;
+        prg::apply_masks_parallel(&plan, ring, &mut sum, self.unmask_threads)?;
         Ok(RoundResult {
             round,
             sum,

@@ -290,6 +290,12 @@ impl Simulation {
         }
     }
 
+    /// Lets the server's final unmasking use up to `threads` threads
+    /// ([`ServerSession::set_unmask_threads`]); the default is 1.
+    pub fn set_server_threads(&mut self, threads: usize) {
+        self.server.set_unmask_threads(threads);
+    }
+
     /// Replaces the clients' inputs, in participant order (each element
     /// below `2^b`, `d` of them).
     pub fn set_inputs(&mut self, inputs: Vec<Vec<u64>>) {

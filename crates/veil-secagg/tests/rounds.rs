@@ -53,6 +53,28 @@ fn secagg_plus_without_dropouts() {
 }
 
 #[test]
+fn a_server_unmasking_on_several_threads_releases_the_same_exact_sum() {
+    // d long enough that three threads each get a part; one client drops
+    // before its masked input (its pairwise masks are removed) and one after
+    // (its self mask is removed), so both kinds of seed run in parallel.
+    let mut sums = Vec::new();
+    for threads in [1, 3] {
+        let mut sim = Simulation::new(SimParams {
+            d: u32::try_from(3 * veil_crypto::prg::MIN_ELEMENTS_PER_THREAD + 21).unwrap(),
+            bits: 32,
+            ..params(8, 7, 5)
+        });
+        sim.crash(2, Phase::MaskedInput);
+        sim.crash(5, Phase::ConsistencyCheck);
+        sim.set_server_threads(threads);
+        let result = assert_correct(sim).result.unwrap();
+        assert_eq!(result.included.len(), 7);
+        sums.push(result.sum);
+    }
+    assert!(sums[0] == sums[1]);
+}
+
+#[test]
 fn dropouts_at_every_phase() {
     for phase in [
         Phase::AdvertiseKeys,
