@@ -13,7 +13,6 @@
 
 #![forbid(unsafe_code)]
 
-mod floor;
 mod flower;
 mod report;
 mod veil_round;

@@ -10,7 +10,7 @@ use veil_crypto::prg::RingBits;
 use veil_secagg::Phase;
 use veil_secagg::sim::{SimParams, Simulation};
 
-use crate::floor;
+use veil_secagg::floor::Floor;
 
 /// When the dropped clients stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -181,45 +181,27 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         }
     }
     // The floor: survivors are the clients whose masked input arrived.
-    let arrived: Vec<_> = match stage {
-        Stage::Before => ids
-            .iter()
-            .filter(|i| !victims.contains(i))
-            .copied()
-            .collect(),
-        Stage::After => ids.clone(),
+    let arrived = match stage {
+        Stage::Before => n - victims.len(),
+        Stage::After => n,
     };
-    let gone: Vec<_> = ids
-        .iter()
-        .filter(|i| !arrived.contains(i))
-        .copied()
-        .collect();
-    let pairs: usize = gone
-        .iter()
-        .map(|v| {
-            graph
-                .neighbours(*v)
-                .iter()
-                .filter(|u| !gone.contains(u))
-                .count()
-        })
-        .sum();
-    let d_us = d as usize;
-    let client_floor = floor::expansions(k as usize + 1, d_us, ring)?;
-    let server_floor = floor::summing(arrived.len(), d_us, ring)
-        + floor::expansions(arrived.len() + pairs, d_us, ring)?;
+    let gone: &[veil_crypto::ParticipantId] = match stage {
+        Stage::Before => &victims,
+        Stage::After => &[],
+    };
+    let floor = Floor::measure(k, d as usize, ring, &graph, arrived, gone)?;
     let sent: usize = outcome.costs.sent_by.values().sum();
     Ok(Measured {
         round_s: work.as_secs_f64(),
         latency_s: outcome.costs.critical_path().as_secs_f64(),
         client_ms: ms(outcome.costs.client_time) / n as f64,
         server_ms: ms(outcome.costs.server_time),
-        client_floor_ms: ms(client_floor),
-        server_floor_ms: ms(server_floor),
+        client_floor_ms: ms(floor.client),
+        server_floor_ms: ms(floor.server),
         bytes_per_client: sent as f64 / n as f64,
         peak_rss_bytes: peak_rss(),
         included: result.included.len(),
-        correct: result.sum == expected && result.included.len() == arrived.len(),
+        correct: result.sum == expected && result.included.len() == arrived,
     })
 }
 

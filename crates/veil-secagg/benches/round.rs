@@ -15,11 +15,11 @@
 //! Ratio = measured / floor. Bytes are everything a client sent, as a
 //! multiple of a plain f32 vector (4d bytes).
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use veil_crypto::prg::{self, MaskSeed, MaskSign, RingBits};
+use veil_crypto::prg::RingBits;
 use veil_secagg::Phase;
+use veil_secagg::floor::Floor;
 use veil_secagg::sim::{SimParams, Simulation};
 
 struct Row {
@@ -27,44 +27,6 @@ struct Row {
     d: u32,
     k: u32,
     t: u32,
-}
-
-/// Time of `f`, the best of `reps` runs (the floor is a lower bound).
-fn best_of(reps: usize, mut f: impl FnMut()) -> Duration {
-    (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed()
-        })
-        .min()
-        .unwrap_or_default()
-}
-
-/// `streams` fused mask expansions into one vector of `d` elements.
-fn expansions(streams: usize, d: usize, ring: RingBits) -> Duration {
-    let seeds: Vec<MaskSeed> = (0..streams)
-        .map(|i| MaskSeed::from_bytes([(i % 251) as u8; 32]))
-        .collect();
-    let plan: Vec<(&MaskSeed, MaskSign)> = seeds.iter().map(|s| (s, MaskSign::Add)).collect();
-    let mut x = vec![0_u64; d];
-    best_of(3, || {
-        prg::apply_masks(&plan, ring, black_box(&mut x)).unwrap()
-    })
-}
-
-/// Summing `vectors` vectors of `d` elements modulo 2^b.
-fn summing(vectors: usize, d: usize, ring: RingBits) -> Duration {
-    let inputs: Vec<Vec<u64>> = (0..vectors.min(64)).map(|i| vec![i as u64; d]).collect();
-    let mut acc = vec![0_u64; d];
-    best_of(3, || {
-        for i in 0..vectors {
-            for (a, v) in acc.iter_mut().zip(&inputs[i % inputs.len()]) {
-                *a = ring.add(*a, *v);
-            }
-        }
-        black_box(&acc);
-    })
 }
 
 fn ms(d: Duration) -> String {
@@ -139,22 +101,12 @@ fn main() {
             assert_eq!(result.included.len(), row.n - dropped);
 
             let survivors = row.n - dropped;
-            let d = row.d as usize;
-            let pairs: usize = victims
-                .iter()
-                .map(|v| {
-                    graph
-                        .neighbours(*v)
-                        .iter()
-                        .filter(|u| !victims.contains(u))
-                        .count()
-                })
-                .sum();
-            let client_floor = expansions(row.k as usize + 1, d, ring);
-            let server_floor = summing(survivors, d, ring) + expansions(survivors + pairs, d, ring);
+            let floor = Floor::measure(row.k, row.d as usize, ring, &graph, survivors, &victims)
+                .expect("a valid ring");
+            let (client_floor, server_floor) = (floor.client, floor.server);
             let per_client = outcome.costs.client_time / row.n as u32;
             let sent: usize = outcome.costs.sent_by.values().sum();
-            let bytes_ratio = sent as f64 / row.n as f64 / (4.0 * d as f64);
+            let bytes_ratio = sent as f64 / row.n as f64 / (4.0 * f64::from(row.d));
             println!(
                 "| {} | {} | {} | {} | {:.0} % | {:.2} | {} | {} | {:.2} | {} | {} | {:.2} | {:.3} |",
                 row.n,
