@@ -424,6 +424,73 @@ fn clients_killed_mid_round_drop_out_and_the_sum_is_still_exact() {
     dep.wait_clients_ok(&mut clients);
 }
 
+/// Clients that quit mid-round (`--fault-leave-after`: deliver what they
+/// sent, close the connection, exit) are dropped when their connection
+/// ends, not at a deadline: the phase timeout here is longer than the test's
+/// liveness bound, so a client that lingered would fail the test.
+#[test]
+fn clients_that_leave_mid_round_are_dropped_and_the_sum_is_exact() {
+    let dep = Deployment::new(10);
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        phase_timeout_ms: 300_000,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let leaving = [("client-4", "share-keys"), ("client-8", "masked-input")];
+    let mut clients: Vec<Child> = dep
+        .clients
+        .iter()
+        .filter(|c| !leaving.iter().any(|(l, _)| l == c))
+        .map(|c| dep.spawn_client(c))
+        .collect();
+    let mut leavers: Vec<(&str, Child)> = leaving
+        .iter()
+        .map(|&(name, point)| {
+            dep.write_client_config(name, "certs");
+            let child = dep.spawn(
+                &[
+                    "client",
+                    "--config",
+                    &format!("{name}.toml"),
+                    "--fault-leave-after",
+                    point,
+                ],
+                &format!("{name}.log"),
+            );
+            (name, child)
+        })
+        .collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "server failed: {out}\n{}", dep.log("server.log"));
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 1, "{rounds:?}");
+    // client-4 (id 3) left after sharing its keys, before its masked input:
+    // out of the sum. client-8 (id 7) left right after sending its masked
+    // input: in the sum, its self mask recovered from its neighbours.
+    assert_eq!(ids(rel[0], "participants").len(), 10);
+    assert_eq!(ids(rel[0], "included"), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    dep.check_sum(rel[0], 300);
+    let log = dep.log("server.log");
+    // Each is dropped when its connection ends (in the phase it answered,
+    // or the next if that one had already closed).
+    for id in [3, 7] {
+        assert!(
+            log.contains(&format!(
+                "participant dropped round=1 participant={id} phase="
+            )),
+            "{log}"
+        );
+    }
+    for (name, child) in &mut leavers {
+        let (ok, out) = dep.wait_exit(child, name);
+        assert!(ok, "{name}: {}", dep.log(&format!("{name}.log")));
+        assert!(out.contains("made it leave mid-round"), "{name}: {out}");
+    }
+    dep.wait_clients_ok(&mut clients);
+}
+
 #[test]
 fn too_few_survivors_abort_the_round_and_the_next_one_starts() {
     let dep = Deployment::new(5);

@@ -48,6 +48,10 @@ pub(crate) struct ClientArgs {
     /// masked-input, consistency-signature).
     #[arg(long, hide = true, value_parser = parse_fault)]
     fault_stall_after: Option<MessageType>,
+    /// Testing only: leave (close the connection and exit) in the first
+    /// round once this message is received or sent.
+    #[arg(long, hide = true, value_parser = parse_fault, conflicts_with = "fault_stall_after")]
+    fault_leave_after: Option<MessageType>,
 }
 
 fn parse_fault(s: &str) -> Result<MessageType, String> {
@@ -247,7 +251,10 @@ fn client_options(args: &ClientArgs) -> Result<(ClientOptions, Source), String> 
             max_dimension: file.max_dimension,
             backoff: file.backoff.backoff(),
             max_rounds: args.max_rounds.or(file.max_rounds),
-            fault: args.fault_stall_after.map(Fault::StallAfter),
+            fault: args
+                .fault_stall_after
+                .map(Fault::StallAfter)
+                .or(args.fault_leave_after.map(Fault::LeaveAfter)),
         },
         file.source,
     ))
@@ -276,6 +283,7 @@ pub(crate) fn client(args: &ClientArgs) -> Result<String, String> {
         let why = match summary.reason {
             ClientStop::ServerDone => "the server finished",
             ClientStop::RoundsDone => "its rounds are done",
+            ClientStop::Left => "an injected fault made it leave mid-round",
             _ => "it was asked to stop",
         };
         Ok(format!(

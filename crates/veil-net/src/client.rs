@@ -81,14 +81,29 @@ pub struct ClientOptions {
     pub fault: Option<Fault>,
 }
 
-/// A fault to inject (testing only): the client goes silent at a chosen
-/// point of a round, as a process that hung or was killed there would.
+/// A fault to inject (testing only): the client stops taking part at a
+/// chosen point of a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
     /// Go silent once this message type has been received (a server
-    /// message) or sent (a client message), in the first round.
+    /// message) or sent (a client message), in the first round, as a
+    /// process that hung or was killed there would: the server learns of
+    /// it only from its deadline or the connection's idle timeout.
     StallAfter(MessageType),
+    /// Leave at the same point: deliver what was sent, close the
+    /// connection ([`close::LEAVING`]) and end the run with
+    /// [`ClientStop::Left`], as a client application that quits there
+    /// would. The server learns of it at once.
+    LeaveAfter(MessageType),
+}
+
+impl Fault {
+    fn point(self) -> MessageType {
+        match self {
+            Self::StallAfter(kind) | Self::LeaveAfter(kind) => kind,
+        }
+    }
 }
 
 impl core::fmt::Debug for ClientOptions {
@@ -110,6 +125,8 @@ pub enum ClientStop {
     RoundsDone,
     /// The caller asked it to stop.
     Shutdown,
+    /// An injected [`Fault::LeaveAfter`] made it leave mid-round.
+    Left,
 }
 
 /// A summary of a client run.
@@ -232,7 +249,7 @@ struct Worker<'a> {
 enum Ended {
     Stop(ClientStop),
     Lost(String),
-    /// The injected fault fired: stay connected and silent.
+    /// The injected fault fired: stay connected and silent, or leave.
     Stalled,
 }
 
@@ -337,6 +354,17 @@ impl Worker<'_> {
             .is_ok_and(|hello| queue.try_send(Arc::new(hello)).is_ok());
         let ended = if hello_sent {
             let ended = self.rounds(conn, &caps, &queue, &mut read_rx, source).await;
+            if matches!(ended, Ended::Stalled)
+                && matches!(self.options.fault, Some(Fault::LeaveAfter(_)))
+            {
+                warn!(id = self.id, fault = ?self.options.fault, "fault injected: the client leaves");
+                reader.abort();
+                drop(queue);
+                // The writer finishes the stream and waits until the server
+                // has acknowledged every byte, so the last message arrives.
+                let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+                return Ended::Stop(ClientStop::Left);
+            }
             if matches!(ended, Ended::Stalled) {
                 // Let the writer take the last message and the connection
                 // carry it out, so the fault point is exact.
@@ -494,10 +522,10 @@ impl Worker<'_> {
 
     /// Whether the injected fault fires on this message (first round only).
     fn fault_fires(&self, bytes: &[u8]) -> bool {
-        let Some(Fault::StallAfter(kind)) = self.options.fault else {
+        let Some(fault) = self.options.fault else {
             return false;
         };
-        self.completed == 0 && MessageType::peek(bytes) == Some(kind)
+        self.completed == 0 && MessageType::peek(bytes) == Some(fault.point())
     }
 
     /// Sends what the session queued and handles its events; `Some` ends

@@ -118,6 +118,11 @@ pub(crate) fn spawn_writer(
                 return;
             }
         }
-        let _ = send.finish();
+        // Finished: wait until the peer has acknowledged every byte (or
+        // stopped the stream), so a caller that closes the connection next
+        // does not discard a message still in flight. Callers bound this.
+        if send.finish().is_ok() {
+            let _ = send.stopped().await;
+        }
     })
 }

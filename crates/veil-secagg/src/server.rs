@@ -625,8 +625,14 @@ impl ServerSession {
         }
     }
 
-    /// Sends `message` to `to` and waits for its answer.
+    /// Sends `message` to `to` and waits for its answer, unless `to` was
+    /// dropped: one that answered the phase just closed and then
+    /// disconnected is neither sent to nor waited for (its answer still
+    /// counts; later phases treat it as dropped where it went silent).
     fn send(&mut self, to: ParticipantId, message: &ServerMessage) {
+        if self.dropped.contains(&to) {
+            return;
+        }
         self.transmit
             .push_back((to, message.encode(self.config.round)));
         self.waiting.insert(to);

@@ -132,6 +132,7 @@ pub struct Simulation {
     server: ServerSession,
     clients: BTreeMap<ParticipantId, ClientSession>,
     crash_at: BTreeMap<ParticipantId, Phase>,
+    leave_after: BTreeMap<ParticipantId, Phase>,
     crashed: BTreeSet<ParticipantId>,
     hook: Option<Hook>,
     now: Instant,
@@ -275,6 +276,7 @@ impl Simulation {
             server,
             clients: BTreeMap::new(),
             crash_at: BTreeMap::new(),
+            leave_after: BTreeMap::new(),
             crashed: BTreeSet::new(),
             hook: None,
             now,
@@ -309,6 +311,14 @@ impl Simulation {
     /// sends nothing after).
     pub fn crash(&mut self, id: ParticipantId, phase: Phase) {
         self.crash_at.insert(id, phase);
+    }
+
+    /// Client `id` sends its message of `phase`, then leaves: the server
+    /// is told of the disconnect as soon as that message is delivered (as a
+    /// transport tells it when a connection closes), and the client takes no
+    /// further part.
+    pub fn leave(&mut self, id: ParticipantId, phase: Phase) {
+        self.leave_after.insert(id, phase);
     }
 
     /// Every message in flight passes through `hook`, which returns what is
@@ -506,6 +516,11 @@ impl Simulation {
                 .handle_message(d.client, &d.bytes, self.now, &mut self.rng)
             {
                 self.server_rejections.push((d.client, e));
+            }
+            if self.leave_after.get(&d.client).copied() == phase_of(&d.bytes) {
+                self.crashed.insert(d.client);
+                self.server
+                    .handle_disconnect(d.client, self.now, &mut self.rng);
             }
             return;
         }

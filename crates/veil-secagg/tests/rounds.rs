@@ -100,6 +100,34 @@ fn dropouts_at_every_phase() {
 }
 
 #[test]
+fn a_client_that_disconnects_after_answering_is_not_waited_for() {
+    // Client 0 answers first and disconnects while the phase is still
+    // open: the server drops it then, and must neither send it the next
+    // phase's message nor wait for its answer. No deadline passes (the
+    // simulator's clock only moves to a deadline or a delayed message).
+    for phase in [
+        Phase::AdvertiseKeys,
+        Phase::ShareKeys,
+        Phase::MaskedInput,
+        Phase::ConsistencyCheck,
+    ] {
+        for (n, k, t) in [(8_usize, 7_u32, 5_u32), (20, 6, 5)] {
+            let mut sim = Simulation::new(params(n, k, t));
+            sim.leave(0, phase);
+            let outcome = assert_correct(sim);
+            assert_eq!(outcome.elapsed, std::time::Duration::ZERO, "{phase:?}");
+            assert_eq!(outcome.dropped().len(), 1, "{phase:?}");
+            // Its input is in the sum once its masked input was delivered.
+            assert_eq!(
+                outcome.result.unwrap().included.contains(&0),
+                phase >= Phase::MaskedInput,
+                "{phase:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn too_few_survivors_abort_without_a_sum() {
     let mut sim = Simulation::new(params(6, 5, 4));
     for id in 0..3 {
