@@ -148,9 +148,10 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
                         eprintln!("n {n} d {d} drop {drop} {stage:?} rep {rep}: Flower");
                         cell.flower.push(f.round(n, d, k + 1, t, drop, stage)?);
                     }
-                    if drop == 0 && !a.no_quic {
-                        eprintln!("n {n} d {d} rep {rep}: veil over QUIC");
-                        cell.quic.push(veil_round::over_quic(n, d, complete)?);
+                    if !a.no_quic {
+                        eprintln!("n {n} d {d} drop {drop} {stage:?} rep {rep}: veil over QUIC");
+                        cell.quic
+                            .push(veil_round::over_quic(n, d, complete, drop, stage)?);
                     }
                 }
                 println!("{}", table.push(cell));

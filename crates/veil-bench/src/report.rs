@@ -1,7 +1,7 @@
 //! Medians, spreads and the Markdown table.
 
 use crate::flower;
-use crate::veil_round::{Measured, Stage};
+use crate::veil_round::{Measured, QuicMeasured, Stage};
 
 /// A veil round as the child process printed it.
 pub(crate) type VeilRun = Measured;
@@ -18,8 +18,8 @@ pub(crate) struct Cell {
     pub(crate) veil: Vec<VeilRun>,
     /// Flower.
     pub(crate) flower: Vec<flower::Measured>,
-    /// veil over QUIC: (round s, bytes per client, ring bits).
-    pub(crate) quic: Vec<(f64, f64, u32)>,
+    /// veil over QUIC.
+    pub(crate) quic: Vec<QuicMeasured>,
 }
 
 impl Cell {
@@ -82,7 +82,7 @@ pub(crate) struct Table {
     b20: Vec<String>,
 }
 
-const HEADER: &str = "| n | d | k | t | dropout | veil round s (CPU) | veil ÷ floor | veil latency s | Flower round s (CPU) | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil QUIC s | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| n | d | k | t | dropout | veil round s (CPU) | veil ÷ floor | veil latency s | Flower round s (CPU) | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil over QUIC, wall s (b; bytes ÷ 4d) | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 impl Table {
     /// An empty table.
@@ -134,14 +134,17 @@ impl Table {
             median(c.flower.iter().map(|m| mb(m.peak_rss_bytes)).collect())
                 .map_or("—".to_owned(), |v| format!("{v:.0}")),
         );
-        let exact = c.veil.iter().all(|m| m.correct) && c.flower.iter().all(|m| m.correct);
+        let exact = c.veil.iter().all(|m| m.correct)
+            && c.flower.iter().all(|m| m.correct)
+            && c.quic.iter().all(|m| m.correct);
         let quic = if c.quic.is_empty() {
             "—".to_owned()
         } else {
-            let bits = c.quic[0].2;
+            let bits = c.quic[0].bits;
             format!(
-                "{} (b = {bits})",
-                spread(c.quic.iter().map(|q| q.0).collect())
+                "{} ({bits}; {:.3})",
+                spread(c.quic.iter().map(|q| q.round_s).collect()),
+                median(c.quic.iter().map(|q| q.bytes_per_client).collect()).unwrap_or(0.0) / four_d,
             )
         };
         let row = format!(

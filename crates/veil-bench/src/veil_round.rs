@@ -148,7 +148,7 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         stage,
         server_threads,
     } = shape;
-    let mut sim = Simulation::new(SimParams {
+    let mut sim = Simulation::try_new(SimParams {
         n,
         k,
         t,
@@ -156,7 +156,8 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         bits,
         seed: 1,
         sparse_ids: false,
-    });
+    })
+    .context("round parameters")?;
     let ids = sim.config.participants.clone();
     let victims = victims(&ids, drop);
     let crash_at = match stage {
@@ -205,9 +206,26 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
     })
 }
 
+/// What one round over QUIC measured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuicMeasured {
+    /// The round's wall-clock time (`total_ms` in the server's
+    /// `rounds.jsonl`).
+    pub(crate) round_s: f64,
+    /// Bytes the server received, per client.
+    pub(crate) bytes_per_client: f64,
+    /// The plan's ring width.
+    pub(crate) bits: u32,
+    /// The kept sum equals the sum of the included clients' synthetic
+    /// updates, and the included set is the expected one.
+    pub(crate) correct: bool,
+}
+
 /// One round over QUIC on loopback, all clients as tasks of this process
-/// (every core), no dropout. Returns the round's `total_ms` from the
-/// server's `rounds.jsonl` and the bytes per client from its counters.
+/// (every core). `drop` clients (the same ids as in memory) leave at
+/// `stage`: they deliver their last message, close their connection and
+/// stop ([`veil_net::client::Fault::LeaveAfter`]), as a client application
+/// that quits there would; the server drops them when the connection ends.
 ///
 /// # Errors
 /// If the deployment or the round fails.
@@ -215,11 +233,14 @@ pub(crate) fn over_quic(
     n: usize,
     d: u32,
     complete_graph_threshold: Option<u32>,
-) -> anyhow::Result<(f64, f64, u32)> {
-    use veil_net::client::run_client;
+    drop: usize,
+    stage: Stage,
+) -> anyhow::Result<QuicMeasured> {
+    use veil_net::client::{Fault, run_client};
     use veil_net::local::LocalDeployment;
     use veil_net::server::{FedAvg, RoundPlan, SecAggPlan, bind, run_server};
     use veil_net::synthetic::SyntheticSource;
+    use veil_secagg::messages::MessageType;
 
     let plan = RoundPlan {
         dimension: d,
@@ -237,11 +258,17 @@ pub(crate) fn over_quic(
         clip_norm: 1000.0,
         scale: 1024.0,
         privacy: None,
-        keep_sums: false,
+        keep_sums: true,
     };
     let bits = plan.ring_bits()?;
     let dir = tempfile::tempdir()?;
     let deployment = LocalDeployment::generate(n)?;
+    let ids: Vec<veil_crypto::ParticipantId> = (0..u32::try_from(n)?).collect();
+    let leaving = victims(&ids, drop);
+    let fault = match stage {
+        Stage::Before => Fault::LeaveAfter(MessageType::ShareKeys),
+        Stage::After => Fault::LeaveAfter(MessageType::MaskedInput),
+    };
     let options = deployment.server_options(
         dir.path().join("state"),
         plan,
@@ -255,7 +282,10 @@ pub(crate) fn over_quic(
         let server = tokio::spawn(run_server(options, endpoint, std::future::pending()));
         let mut tasks = Vec::new();
         for (i, client) in deployment.clients.iter().enumerate() {
-            let options = deployment.client_options(i, addr, d)?;
+            let mut options = deployment.client_options(i, addr, d)?;
+            if leaving.contains(&u32::try_from(i)?) {
+                options.fault = Some(fault);
+            }
             let name = client.name.clone();
             tasks.push(tokio::spawn(async move {
                 let mut source = SyntheticSource::new(&name);
@@ -271,12 +301,50 @@ pub(crate) fn over_quic(
         }
         anyhow::Ok(())
     })?;
-    let text = std::fs::read_to_string(dir.path().join("state/rounds.jsonl"))?;
+    let state = dir.path().join("state");
+    let text = std::fs::read_to_string(state.join("rounds.jsonl"))?;
     let record: serde_json::Value =
         serde_json::from_str(text.lines().next().context("no round record")?)?;
     let total = record["total_ms"].as_f64().context("total_ms")?;
     let bytes = record["bytes_in"].as_f64().context("bytes_in")? / n as f64;
-    Ok((total / 1e3, bytes, bits))
+    let included: Vec<u32> = record["included"]
+        .as_array()
+        .context("included")?
+        .iter()
+        .map(|v| v.as_u64().and_then(|v| u32::try_from(v).ok()))
+        .collect::<Option<_>>()
+        .context("included ids")?;
+    // Those that left before their masked input are out of the sum; those
+    // that left after it are in.
+    let expected_ids: Vec<u32> = match stage {
+        Stage::Before => ids
+            .iter()
+            .copied()
+            .filter(|i| !leaving.contains(i))
+            .collect(),
+        Stage::After => ids,
+    };
+    let mask = u64::MAX >> (64 - bits);
+    let mut expected = vec![0_u64; d as usize];
+    for &id in &included {
+        let name = &deployment.clients[id as usize].name;
+        for (e, k) in expected
+            .iter_mut()
+            .zip(veil_net::synthetic::integers(name, 1, d as usize))
+        {
+            *e = e.wrapping_add(k as u64) & mask;
+        }
+    }
+    let kept: Vec<u64> = std::fs::read(state.join("sums/round-000001.u64le"))?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect();
+    Ok(QuicMeasured {
+        round_s: total / 1e3,
+        bytes_per_client: bytes,
+        bits,
+        correct: included == expected_ids && kept == expected,
+    })
 }
 
 #[cfg(test)]
@@ -302,6 +370,18 @@ mod tests {
             assert!(m.latency_s <= m.round_s && m.client_floor_ms > 0.0);
             // 4 bytes per element at b = 32, plus the protocol's messages.
             assert!(m.bytes_per_client > 3000.0, "{}", m.bytes_per_client);
+        }
+    }
+
+    #[test]
+    fn a_small_quic_round_with_leavers_is_measured_and_checked() {
+        // `correct` checks the included set too: the two that left before
+        // their masked input are out of the sum, the two that left after
+        // it are in.
+        for (drop, stage) in [(0, Stage::After), (2, Stage::Before), (2, Stage::After)] {
+            let m = over_quic(6, 500, Some(4), drop, stage).unwrap();
+            assert!(m.correct, "{drop} {stage:?}: {m:?}");
+            assert!(m.round_s > 0.0 && m.bytes_per_client > 500.0, "{m:?}");
         }
     }
 

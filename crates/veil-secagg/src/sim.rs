@@ -224,9 +224,22 @@ impl Simulation {
     /// A round with fresh identities, random inputs and a random graph seed.
     ///
     /// # Panics
-    /// If the parameters make an invalid config.
+    /// If the parameters make an invalid config (see [`Simulation::try_new`]).
     #[must_use]
     pub fn new(p: SimParams) -> Self {
+        Self::try_new(p).expect("valid simulation parameters")
+    }
+
+    /// As [`Simulation::new`], for parameters from outside the program.
+    ///
+    /// # Errors
+    /// If the parameters make an invalid ring or config (too many clients
+    /// for 32-bit ids included).
+    pub fn try_new(p: SimParams) -> Result<Self, Error> {
+        let n = u32::try_from(p.n)
+            .ok()
+            .filter(|&n| n < u32::MAX)
+            .ok_or(Error::InvalidConfig("too many clients for 32-bit ids"))?;
         let mut rng = ChaCha20Rng::seed_from_u64(p.seed);
         let participants: Vec<ParticipantId> = if p.sparse_ids {
             let mut set = BTreeSet::new();
@@ -235,9 +248,10 @@ impl Simulation {
             }
             set.into_iter().collect()
         } else {
-            (0..p.n as u32).collect()
+            (0..n).collect()
         };
-        let ring = RingBits::new(p.bits).unwrap();
+        let ring =
+            RingBits::new(p.bits).map_err(|_| Error::InvalidConfig("ring width out of range"))?;
         let mut graph_seed = [0_u8; 32];
         rng.fill(&mut graph_seed);
         let config = RoundConfig::new(
@@ -249,8 +263,7 @@ impl Simulation {
             p.k,
             1000,
             graph_seed,
-        )
-        .expect("valid simulation parameters");
+        )?;
         let mut roster = Roster::new();
         let mut identities = BTreeMap::new();
         let mut inputs = BTreeMap::new();
@@ -265,9 +278,9 @@ impl Simulation {
         }
         let now = Instant::now();
         let started = Instant::now();
-        let server = ServerSession::new(config.clone(), &roster, now).unwrap();
+        let server = ServerSession::new(config.clone(), &roster, now)?;
         let server_time = started.elapsed();
-        Self {
+        Ok(Self {
             config,
             roster,
             session_inputs: inputs.clone(),
@@ -289,7 +302,7 @@ impl Simulation {
                 server_time,
                 ..Costs::default()
             },
-        }
+        })
     }
 
     /// Lets the server's final unmasking use up to `threads` threads
