@@ -530,7 +530,9 @@ impl Simulation {
             {
                 self.server_rejections.push((d.client, e));
             }
-            if self.leave_after.get(&d.client).copied() == phase_of(&d.bytes) {
+            if let Some(&leave) = self.leave_after.get(&d.client)
+                && phase_of(&d.bytes) == Some(leave)
+            {
                 self.crashed.insert(d.client);
                 self.server
                     .handle_disconnect(d.client, self.now, &mut self.rng);
