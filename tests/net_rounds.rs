@@ -340,17 +340,16 @@ fn ten_clients_three_rounds_release_exact_sums() {
 /// Starts `name` with a fault that makes it go silent at `point` of the
 /// first round.
 fn spawn_faulty(dep: &Deployment, name: &str, point: &str) -> Child {
+    spawn_with_fault(dep, name, "--fault-stall-after", point)
+}
+
+/// Starts `name` with the injected fault `flag` at `point`.
+fn spawn_with_fault(dep: &Deployment, name: &str, flag: &str, point: &str) -> Child {
     if !dep.path().join(format!("{name}.toml")).exists() {
         dep.write_client_config(name, "certs");
     }
     dep.spawn(
-        &[
-            "client",
-            "--config",
-            &format!("{name}.toml"),
-            "--fault-stall-after",
-            point,
-        ],
+        &["client", "--config", &format!("{name}.toml"), flag, point],
         &format!("{name}.log"),
     )
 }
@@ -447,18 +446,10 @@ fn clients_that_leave_mid_round_are_dropped_and_the_sum_is_exact() {
     let mut leavers: Vec<(&str, Child)> = leaving
         .iter()
         .map(|&(name, point)| {
-            dep.write_client_config(name, "certs");
-            let child = dep.spawn(
-                &[
-                    "client",
-                    "--config",
-                    &format!("{name}.toml"),
-                    "--fault-leave-after",
-                    point,
-                ],
-                &format!("{name}.log"),
-            );
-            (name, child)
+            (
+                name,
+                spawn_with_fault(&dep, name, "--fault-leave-after", point),
+            )
         })
         .collect();
     let (ok, out) = dep.wait_exit(&mut server, "server");
