@@ -140,6 +140,7 @@ keep_sums = true
 idle_timeout_ms = 3000
 handshake_timeout_ms = 3000
 max_connections = {max_connections}
+unmask_threads = 2
 "#,
             max_connections = s.max_connections,
             port = self.port,

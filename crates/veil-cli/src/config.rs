@@ -134,6 +134,9 @@ pub(crate) struct ServerLimits {
     pub(crate) max_connections: usize,
     #[serde(default = "default_handshake")]
     pub(crate) handshake_timeout_ms: u64,
+    /// Threads for a round's final unmasking (default: every core).
+    #[serde(default)]
+    pub(crate) unmask_threads: Option<usize>,
 }
 
 fn default_idle() -> u64 {
@@ -152,6 +155,7 @@ impl Default for ServerLimits {
             idle_timeout_ms: default_idle(),
             max_connections: default_max_connections(),
             handshake_timeout_ms: default_handshake(),
+            unmask_threads: None,
         }
     }
 }
@@ -166,6 +170,12 @@ impl ServerLimits {
 
     pub(crate) fn handshake_timeout(&self) -> Duration {
         ms(self.handshake_timeout_ms)
+    }
+
+    pub(crate) fn unmask_threads(&self) -> usize {
+        self.unmask_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
     }
 }
 

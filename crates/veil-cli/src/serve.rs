@@ -134,6 +134,14 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         (1..=86_400_000).contains(&r.phase_timeout_ms),
         "must be in 1..=86400000",
     )?;
+    check(
+        path,
+        "limits.unmask_threads",
+        file.limits
+            .unmask_threads
+            .is_none_or(|t| (1..=1024).contains(&t)),
+        "must be in 1..=1024",
+    )?;
     if let Some(p) = &file.privacy {
         check(
             path,
@@ -195,6 +203,7 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         handshake_timeout: file.limits.handshake_timeout(),
         model: Box::new(FedAvg { lr: r.server_lr }),
         initial_model: None,
+        unmask_threads: file.limits.unmask_threads(),
     })
 }
 

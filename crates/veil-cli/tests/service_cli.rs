@@ -68,6 +68,13 @@ fn server_config_errors_name_the_file_and_the_field() {
         ),
         (("dimension = 10", "dimension = \"ten\""), "invalid type"),
         (
+            (
+                "scale = 1024.0",
+                "scale = 1024.0\n[limits]\nunmask_threads = 0",
+            ),
+            "server.toml: limits.unmask_threads",
+        ),
+        (
             ("ca = \"certs/ca.pem\"", "ca = \"certs/missing.pem\""),
             "missing.pem",
         ),

@@ -115,6 +115,8 @@ impl LocalDeployment {
             plan,
             limits,
             handshake_timeout: Duration::from_secs(30),
+            unmask_threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get),
             model,
             initial_model,
         }

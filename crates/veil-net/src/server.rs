@@ -273,6 +273,10 @@ pub struct ServerOptions {
     pub model: Box<dyn ServerModel>,
     /// The model a new state directory starts from (zeros if `None`).
     pub initial_model: Option<Vec<f32>>,
+    /// Threads a round's final unmasking may use (0 counts as 1); the
+    /// round's one long computation, so `veil server` defaults to every
+    /// core.
+    pub unmask_threads: usize,
 }
 
 impl core::fmt::Debug for ServerOptions {
@@ -393,6 +397,7 @@ pub async fn run_server(
         options.initial_model.as_deref(),
         rx,
     )?;
+    coordinator.unmask_threads = options.unmask_threads.max(1);
     let result = tokio::select! {
         r = coordinator.run() => r,
         () = shutdown => Ok(StopReason::Shutdown),
@@ -556,6 +561,7 @@ struct Coordinator {
     rng: ChaCha20Rng,
     failed_rounds: u64,
     server_model: Box<dyn ServerModel>,
+    unmask_threads: usize,
 }
 
 /// A round in flight, with its bookkeeping.
@@ -617,6 +623,7 @@ impl Coordinator {
             rng: ChaCha20Rng::from_rng(&mut rand::rng()),
             failed_rounds: 0,
             server_model,
+            unmask_threads: 1,
         })
     }
 
@@ -842,10 +849,7 @@ impl Coordinator {
         );
         let now = Instant::now();
         let mut session = ServerSession::new(config.clone(), &self.roster, now)?;
-        // Unmasking is the server's one long computation: every core.
-        session.set_unmask_threads(
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-        );
+        session.set_unmask_threads(self.unmask_threads);
         Ok(Some(Flight {
             session,
             task,
