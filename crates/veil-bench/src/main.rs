@@ -108,8 +108,7 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
         Some(flower::Flower::setup(&bench_dir, &a.venv).context("setting up Flower")?)
     };
     // The server unmasks on every core, as `veil server` does.
-    let server_threads =
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let server_threads = veil_net::server::all_cores();
     let mut table = report::Table::new(&report::machine());
     for &n in &a.n {
         // SecAgg+'s sparse graph where it exists for 10 % dropout and 5 %

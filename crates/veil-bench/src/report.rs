@@ -71,7 +71,7 @@ pub(crate) fn machine() -> String {
                 .map(|m| m.trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = veil_net::server::all_cores();
     format!("{cores} cores, {cpu}")
 }
 

@@ -173,9 +173,8 @@ impl ServerLimits {
     }
 
     pub(crate) fn unmask_threads(&self) -> usize {
-        self.unmask_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        })
+        self.unmask_threads
+            .unwrap_or_else(veil_net::server::all_cores)
     }
 }
 

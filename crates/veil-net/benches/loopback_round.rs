@@ -131,7 +131,7 @@ fn main() {
         "loopback round: n = {n}, d = {d}, k = {}, t = {}, b = {bits}, {rounds} rounds, {} cores",
         rec.degree,
         rec.threshold,
-        std::thread::available_parallelism().map_or(1, usize::from)
+        veil_net::server::all_cores()
     );
     println!();
     println!(

@@ -115,8 +115,7 @@ impl LocalDeployment {
             plan,
             limits,
             handshake_timeout: Duration::from_secs(30),
-            unmask_threads: std::thread::available_parallelism()
-                .map_or(1, std::num::NonZeroUsize::get),
+            unmask_threads: crate::server::all_cores(),
             model,
             initial_model,
         }

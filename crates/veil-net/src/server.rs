@@ -279,6 +279,13 @@ pub struct ServerOptions {
     pub unmask_threads: usize,
 }
 
+/// Every core this process may use: the default for
+/// [`ServerOptions::unmask_threads`].
+#[must_use]
+pub fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 impl core::fmt::Debug for ServerOptions {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ServerOptions")
@@ -397,7 +404,7 @@ pub async fn run_server(
         options.initial_model.as_deref(),
         rx,
     )?;
-    coordinator.unmask_threads = options.unmask_threads.max(1);
+    coordinator.unmask_threads = options.unmask_threads;
     let result = tokio::select! {
         r = coordinator.run() => r,
         () = shutdown => Ok(StopReason::Shutdown),
