@@ -12,19 +12,36 @@ use crate::error::{DecodeErrorKind, Error, Result};
 /// Packs `values` (each below `2^b`; higher bits are dropped) into
 /// `ceil(len * b / 8)` bytes.
 #[must_use]
+pub fn pack(values: &[u64], ring: RingBits) -> Vec<u8> {
+    // Byte-aligned widths: each element is its low `width` bytes, LE.
+    match byte_width(ring) {
+        Some(1) => pack_aligned::<1>(values),
+        Some(2) => pack_aligned::<2>(values),
+        Some(4) => pack_aligned::<4>(values),
+        Some(8) => pack_aligned::<8>(values),
+        _ => pack_bits(values, ring),
+    }
+}
+
+/// [`pack`] for a ring of `W` whole bytes: element `i` is bytes
+/// `i*W .. (i+1)*W`, written in place (no per-element copy call).
+fn pack_aligned<const W: usize>(values: &[u64]) -> Vec<u8> {
+    let mut out = vec![0_u8; values.len().saturating_mul(W)];
+    let (slots, _) = out.as_chunks_mut::<W>();
+    for (slot, v) in slots.iter_mut().zip(values) {
+        if let Some(low) = v.to_le_bytes().first_chunk::<W>() {
+            *slot = *low;
+        }
+    }
+    out
+}
+
+/// [`pack`] by the general bit loop, for any width.
 #[expect(
     clippy::cast_possible_truncation,
     reason = "`acc as u64` takes the low 64 bits of the accumulator, which is the intent"
 )]
-pub fn pack(values: &[u64], ring: RingBits) -> Vec<u8> {
-    if let Some(width) = byte_width(ring) {
-        // Byte-aligned widths: each element is its low `width` bytes, LE.
-        let mut out = Vec::with_capacity(values.len().saturating_mul(width));
-        for v in values {
-            out.extend_from_slice(v.to_le_bytes().get(..width).unwrap_or_default());
-        }
-        return out;
-    }
+fn pack_bits(values: &[u64], ring: RingBits) -> Vec<u8> {
     let b = ring.bits();
     let mask = ring.mask();
     let total_bits = (values.len() as u64).saturating_mul(u64::from(b));
@@ -282,7 +299,12 @@ mod tests {
                 .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) & ring.mask())
                 .collect();
             let packed = pack(&values, ring);
-            // The general bit loop reads the same layout.
+            // The general bit loops write and read the same layout.
+            assert_eq!(packed, pack_bits(&values, ring), "b = {bits}");
+            // Both drop the bits above b alike.
+            let wide: Vec<u64> = values.iter().map(|v| v | !ring.mask()).collect();
+            assert_eq!(pack(&wide, ring), pack_bits(&wide, ring), "b = {bits}");
+            assert_eq!(pack(&wide, ring), packed, "b = {bits}");
             assert_eq!(unpack(&packed, values.len(), ring).unwrap(), values);
             let mut acc = vec![1_u64; values.len()];
             unpack_add(&packed, ring, &mut acc).unwrap();
