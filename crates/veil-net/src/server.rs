@@ -26,10 +26,12 @@ use veil_dp::ledger::{DistributedNoise, Ledger, RoundSpend};
 use veil_secagg::messages::max_client_message_len;
 use veil_secagg::{Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
+mod blocking;
 mod memory;
 
 pub use memory::{MemoryClient, run_in_memory};
 
+use self::blocking::session_call;
 use crate::conn::{Caps, ReadEvent, SEND_QUEUE, spawn_reader, spawn_writer};
 use crate::deployment::RosterFile;
 use crate::error::{Error, Result};
@@ -907,9 +909,12 @@ impl Coordinator {
             if let Some(p) = self.pool.remove(&id) {
                 p.conn.close(close::VIOLATION.into(), b"not reading");
             }
-            flight
-                .session
-                .handle_disconnect(id, Instant::now(), &mut self.rng);
+            let phase = flight.session.phase();
+            session_call(phase, || {
+                flight
+                    .session
+                    .handle_disconnect(id, Instant::now(), &mut self.rng);
+            });
         }
     }
 
@@ -984,7 +989,10 @@ impl Coordinator {
                     Some((id, generation, inbound)) => self.in_round(flight, id, generation, inbound),
                     None => return Err("the accept loop ended".into()),
                 },
-                () = sleep => flight.session.handle_timeout(Instant::now(), &mut self.rng),
+                () = sleep => {
+                    let phase = flight.session.phase();
+                    session_call(phase, || flight.session.handle_timeout(Instant::now(), &mut self.rng));
+                }
             }
         }
     }
@@ -997,6 +1005,7 @@ impl Coordinator {
         inbound: Inbound,
     ) {
         let participant = flight.session.config().contains(id);
+        let phase = flight.session.phase();
         match inbound {
             Inbound::Connected {
                 conn,
@@ -1008,16 +1017,20 @@ impl Coordinator {
                 let replaced = self.pool.contains_key(&id);
                 self.admit(id, generation, conn, send, caps);
                 if participant && replaced {
-                    flight
-                        .session
-                        .handle_disconnect(id, Instant::now(), &mut self.rng);
+                    session_call(phase, || {
+                        flight
+                            .session
+                            .handle_disconnect(id, Instant::now(), &mut self.rng);
+                    });
                 }
             }
             Inbound::Read(ReadEvent::Closed(why)) => {
                 if self.remove(id, generation, &why) && participant {
-                    flight
-                        .session
-                        .handle_disconnect(id, Instant::now(), &mut self.rng);
+                    session_call(phase, || {
+                        flight
+                            .session
+                            .handle_disconnect(id, Instant::now(), &mut self.rng);
+                    });
                 }
             }
             Inbound::Read(ReadEvent::Frame(kind, bytes)) => {
@@ -1041,11 +1054,12 @@ impl Coordinator {
                     return;
                 }
                 flight.bytes_in = flight.bytes_in.saturating_add(bytes.len() as u64);
-                if let Err(e) =
+                let handled = session_call(phase, || {
                     flight
                         .session
                         .handle_message(id, &bytes, Instant::now(), &mut self.rng)
-                {
+                });
+                if let Err(e) = handled {
                     debug!(participant = id, "message refused: {e}");
                 }
             }
