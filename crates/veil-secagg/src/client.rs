@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use rand_core::CryptoRng;
-use veil_crypto::agreement::{AgreementSecret, SharedSecret};
+use veil_crypto::agreement::{AgreementPublicKey, AgreementSecret, SharedSecret};
 use veil_crypto::envelope::EnvelopeContext;
 use veil_crypto::prg::{self, MaskSeed, MaskSign};
 use veil_crypto::shamir::{self, SecretScalar, Share, ShareCommitment, ShareIndex};
@@ -54,6 +54,9 @@ struct Secrets {
 /// Phase 1 sent; waiting for the neighbours' keys.
 struct AwaitNeighbourKeys {
     secrets: Secrets,
+    /// The two public keys this client advertised (encryption, mask), so
+    /// that no neighbour may advertise them again.
+    advertised: [AgreementPublicKey; 2],
 }
 
 /// Phase 2 sent; waiting for the envelopes sealed for this client.
@@ -213,7 +216,10 @@ impl ClientSession {
             neighbours,
             identities,
             identity,
-            state: State::AwaitNeighbourKeys(AwaitNeighbourKeys { secrets }),
+            state: State::AwaitNeighbourKeys(AwaitNeighbourKeys {
+                secrets,
+                advertised: [encryption_key, mask_key],
+            }),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             deadline: None,
@@ -443,10 +449,7 @@ impl ClientSession {
         let round = self.config.round;
         let secrets = s.secrets;
         let my_mask = AgreementSecret::from_scalar(&secrets.mask_key);
-        let mut seen = vec![
-            secrets.encryption.public_key().to_bytes(),
-            my_mask.public_key().to_bytes(),
-        ];
+        let mut seen: Vec<[u8; 32]> = s.advertised.iter().map(|k| k.to_bytes()).collect();
         let mut signed = Vec::with_capacity(m.entries.len());
         for (v, keys) in &m.entries {
             let identity = self

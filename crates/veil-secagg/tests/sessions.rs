@@ -303,6 +303,38 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
             ..
         }
     ));
+    // A neighbour that advertises this client's own key (a reflection):
+    // each of the two keys it advertised is refused.
+    for own in 0..2 {
+        let mut c = start(&mut rng);
+        let Some(Ok((_, veil_secagg::messages::ClientMessage::AdvertiseKeys(mine)))) = c
+            .poll_transmit()
+            .map(|bytes| veil_secagg::messages::ClientMessage::decode(&bytes, &config))
+        else {
+            panic!("a client starts by advertising its keys");
+        };
+        let reflected = if own == 0 {
+            mine.encryption_key
+        } else {
+            mine.mask_key
+        };
+        let reflection = ServerMessage::NeighbourKeys(NeighbourKeys {
+            entries: vec![(1, advertise(&keys[1], 1, [11; 32], reflected.to_bytes()))],
+        });
+        let err = c
+            .handle_message(&reflection.encode(9), now, &mut rng)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Forbidden {
+                    violation: Violation::ReusedPublicKey(1),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
     // A participant that is not a neighbour (here: not in the round at all).
     let mut c = start(&mut rng);
     let stranger = ServerMessage::NeighbourKeys(NeighbourKeys {
