@@ -82,7 +82,7 @@ pub(crate) struct Table {
     b20: Vec<String>,
 }
 
-const HEADER: &str = "| n | d | k | t | dropout | veil round s (CPU) | veil ÷ floor | veil latency s | Flower round s (CPU) | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil over QUIC, wall s (b; bytes ÷ 4d) | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+const HEADER: &str = "| n | d | k | t | dropout | veil round s (CPU) | veil ÷ floor | veil ÷ (floor + public key) | veil latency s | Flower round s (CPU) | Flower ÷ veil | Flower latency s | Flower ÷ veil, latency | veil over QUIC, wall s (b; bytes ÷ 4d) | bytes ÷ 4d veil / Flower | peak MB veil / Flower | exact |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 impl Table {
     /// An empty table.
@@ -103,6 +103,15 @@ impl Table {
             c.veil
                 .iter()
                 .map(|m| (c.n as f64 * m.client_floor_ms + m.server_floor_ms) / 1e3)
+                .collect(),
+        );
+        let with_public_key = median(
+            c.veil
+                .iter()
+                .map(|m| {
+                    let client = m.client_floor_ms + m.client_public_key_ms;
+                    (c.n as f64 * client + m.server_floor_ms + m.server_public_key_ms) / 1e3
+                })
                 .collect(),
         );
         let flower = median(c.flower.iter().map(|m| m.round_s).collect());
@@ -148,13 +157,14 @@ impl Table {
             )
         };
         let row = format!(
-            "| {} | {} | {} | {} | {dropout} | {} | {} | {} | {} | {} | {} | {} | {quic} | {bytes} | {peak} | {} |",
+            "| {} | {} | {} | {} | {dropout} | {} | {} | {} | {} | {} | {} | {} | {} | {quic} | {bytes} | {peak} | {} |",
             c.n,
             c.d,
             c.k,
             c.t,
             spread(c.veil.iter().map(|m| m.round_s).collect()),
             ratio(veil, floor),
+            ratio(veil, with_public_key),
             spread(c.veil.iter().map(|m| m.latency_s).collect()),
             spread(c.flower.iter().map(|m| m.round_s).collect()),
             ratio(flower, veil),

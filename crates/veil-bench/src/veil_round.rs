@@ -94,6 +94,10 @@ pub(crate) struct Measured {
     pub(crate) client_floor_ms: f64,
     /// The floor of the server's work.
     pub(crate) server_floor_ms: f64,
+    /// One client's public-key operations, timed alone (not in its floor).
+    pub(crate) client_public_key_ms: f64,
+    /// The server's public-key operations, timed alone (not in its floor).
+    pub(crate) server_public_key_ms: f64,
     /// Bytes a client sent, averaged over all clients.
     pub(crate) bytes_per_client: f64,
     /// Peak resident memory of this process.
@@ -199,6 +203,8 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         server_ms: ms(outcome.costs.server_time),
         client_floor_ms: ms(floor.client),
         server_floor_ms: ms(floor.server),
+        client_public_key_ms: ms(floor.client_public_key),
+        server_public_key_ms: ms(floor.server_public_key),
         bytes_per_client: sent as f64 / n as f64,
         peak_rss_bytes: peak_rss(),
         included: result.included.len(),
