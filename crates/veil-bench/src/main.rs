@@ -1,6 +1,7 @@
 //! `veil-bench`: veil's secure-aggregation round side by side with Flower
-//! 1.42's SecAgg+, and next to its own PRG floor, in one invocation on one
-//! machine (see README, Performance).
+//! 1.42's SecAgg+, and next to its own PRG floor (and that floor plus the
+//! protocol's public-key operations), in one invocation on one machine (see
+//! README, Performance).
 //!
 //! ```sh
 //! cargo run --release -p veil-bench -- compare            # the full grid
