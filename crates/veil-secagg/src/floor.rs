@@ -124,28 +124,21 @@ pub fn client_public_key(k: usize) -> veil_crypto::Result<Duration> {
         .collect();
     let identity = IdentitySigningKey::generate(&mut rng);
     let message = [0_u8; SIGNED_LEN];
-    let mut failed = None;
-    let t = best_of(3, || {
-        let result = (|| {
-            let secrets: Vec<AgreementSecret> = (0..2)
-                .map(|_| AgreementSecret::from_scalar(&SecretScalar::random(&mut rng)))
-                .collect();
-            for secret in &secrets {
-                black_box(secret.public_key());
-                black_box(identity.sign(SignatureDomain::ADVERTISE_KEYS, &message));
-                for peer in &peers {
-                    black_box(secret.agree(peer)?);
-                }
-                sign::verify_batch(SignatureDomain::ADVERTISE_KEYS, black_box(&batch))
-                    .map_err(|_| veil_crypto::Error::BadSignature)?;
+    best_of_fallible(3, || {
+        let secrets: Vec<AgreementSecret> = (0..2)
+            .map(|_| AgreementSecret::from_scalar(&SecretScalar::random(&mut rng)))
+            .collect();
+        for secret in &secrets {
+            black_box(secret.public_key());
+            black_box(identity.sign(SignatureDomain::ADVERTISE_KEYS, &message));
+            for peer in &peers {
+                black_box(secret.agree(peer)?);
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            failed = Some(e);
+            sign::verify_batch(SignatureDomain::ADVERTISE_KEYS, black_box(&batch))
+                .map_err(|_| veil_crypto::Error::BadSignature)?;
         }
-    });
-    failed.map_or(Ok(t), Err)
+        Ok(())
+    })
 }
 
 /// The server's public-key operations: `checks` signatures checked one by
@@ -163,24 +156,15 @@ pub fn server_public_key(checks: usize, pairs: usize) -> veil_crypto::Result<Dur
         .collect();
     let peers = peer_keys(pairs.clamp(1, 64), &mut rng);
     let secret = AgreementSecret::from_scalar(&SecretScalar::random(&mut rng));
-    let mut failed = None;
-    let t = best_of(3, || {
-        let result = (|| {
-            for ((_, message, signature), key) in
-                signers.iter().zip(&verifying).cycle().take(checks)
-            {
-                key.verify(SignatureDomain::ADVERTISE_KEYS, message, signature)?;
-            }
-            for peer in peers.iter().cycle().take(pairs) {
-                black_box(secret.agree(peer)?);
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            failed = Some(e);
+    best_of_fallible(3, || {
+        for ((_, message, signature), key) in signers.iter().zip(&verifying).cycle().take(checks) {
+            key.verify(SignatureDomain::ADVERTISE_KEYS, message, signature)?;
         }
-    });
-    failed.map_or(Ok(t), Err)
+        for peer in peers.iter().cycle().take(pairs) {
+            black_box(secret.agree(peer)?);
+        }
+        Ok(())
+    })
 }
 
 /// The (survivor, dropped neighbour) pairs: the pairwise masks the server
@@ -210,6 +194,20 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> Duration {
         .unwrap_or_default()
 }
 
+/// [`best_of`] for work that can fail: the first error, if any run failed.
+fn best_of_fallible(
+    reps: usize,
+    mut f: impl FnMut() -> veil_crypto::Result<()>,
+) -> veil_crypto::Result<Duration> {
+    let mut failed = None;
+    let t = best_of(reps, || {
+        if let Err(e) = f() {
+            failed.get_or_insert(e);
+        }
+    });
+    failed.map_or(Ok(t), Err)
+}
+
 /// `streams` fused mask expansions into one vector of `d` elements.
 ///
 /// # Errors
@@ -220,13 +218,7 @@ pub fn expansions(streams: usize, d: usize, ring: RingBits) -> veil_crypto::Resu
         .collect();
     let plan: Vec<(&MaskSeed, MaskSign)> = seeds.iter().map(|s| (s, MaskSign::Add)).collect();
     let mut x = vec![0_u64; d];
-    let mut failed = None;
-    let t = best_of(3, || {
-        if let Err(e) = prg::apply_masks(&plan, ring, black_box(&mut x)) {
-            failed = Some(e);
-        }
-    });
-    failed.map_or(Ok(t), Err)
+    best_of_fallible(3, || prg::apply_masks(&plan, ring, black_box(&mut x)))
 }
 
 /// Summing `vectors` vectors of `d` elements modulo `2^b`.
