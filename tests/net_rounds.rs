@@ -77,6 +77,29 @@ impl Default for ServerSettings {
     }
 }
 
+/// A client's keys made the way a site makes them: `veil certs keygen` (its
+/// private keys never leave it), then `veil certs enroll` from its public
+/// files alone, into `dir`'s roster (the CA signs its request into
+/// `dir/NAME.pem`).
+fn client_keys(root: &Path, dir: &str, name: &str) {
+    veil(root, &["certs", "keygen", "--dir", dir, "--name", name]);
+    veil(
+        root,
+        &[
+            "certs",
+            "enroll",
+            "--dir",
+            dir,
+            "--client",
+            name,
+            "--identity",
+            &format!("{dir}/{name}.identity.pub"),
+            "--csr",
+            &format!("{dir}/{name}.csr"),
+        ],
+    );
+}
+
 impl Deployment {
     fn new(n: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -87,10 +110,7 @@ impl Deployment {
         );
         let clients: Vec<String> = (1..=n).map(|i| format!("client-{i}")).collect();
         for c in &clients {
-            veil(
-                dir.path(),
-                &["certs", "issue", "--dir", "certs", "--client", c],
-            );
+            client_keys(dir.path(), "certs", c);
         }
         Self {
             dir,
@@ -335,6 +355,72 @@ fn ten_clients_three_rounds_release_exact_sums() {
         let (ok, out) = dep.wait_exit(child, name);
         assert!(ok, "{name}: {}", dep.log(&format!("{name}.log")));
         assert!(out.contains("3 rounds completed"), "{name}: {out}");
+    }
+}
+
+/// Each site's own rules, enforced by the site (SPEC §9.5, §12.4): a client
+/// whose floor demands more participants than the round has, and one whose
+/// record says it already took part in round 1, decline; the server's log
+/// names each and its reason, keeps their connections, and the round goes on
+/// with the others.
+#[test]
+fn sites_decline_rounds_below_their_floor_or_with_a_used_round_id() {
+    let dep = Deployment::new(6);
+    dep.write_server_config(&ServerSettings {
+        rounds: 2,
+        ..ServerSettings::default()
+    });
+    // client-1 (participant 0) wants at least ten participants.
+    dep.write_client_config("client-1", "certs");
+    let path = dep.path().join("client-1.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("[floor]\nmin_participants = 10\n");
+    std::fs::write(&path, text).unwrap();
+    // client-2 (participant 1) took part in round 1 before.
+    std::fs::create_dir_all(dep.path().join("client-2.state")).unwrap();
+    std::fs::write(
+        dep.path().join("client-2.state/client-state.json"),
+        r#"{"last_round": 1}"#,
+    )
+    .unwrap();
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients.iter().map(|c| dep.spawn_client(c)).collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "server failed: {out}\n{}", dep.log("server.log"));
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 2, "{rounds:?}");
+    assert_eq!(ids(rel[0], "included"), vec![2, 3, 4, 5], "{}", rel[0]);
+    assert_eq!(ids(rel[1], "included"), vec![1, 2, 3, 4, 5], "{}", rel[1]);
+    for r in &rel {
+        dep.check_sum(r, 300);
+    }
+    let log = dep.log("server.log");
+    for (participant, reason) in [(0, "min_participants"), (1, "round id reused")] {
+        let line = log
+            .lines()
+            .find(|l| {
+                l.contains("participant declined the round")
+                    && l.contains(&format!("participant={participant} "))
+            })
+            .unwrap_or_else(|| panic!("no decline of {participant} logged:\n{log}"));
+        assert!(line.contains(reason), "{line}");
+    }
+    assert!(
+        !log.contains("participant dropped round=1 participant=0"),
+        "{log}"
+    );
+    let site = dep.log("client-1.log");
+    assert!(
+        site.contains("this client declines the round") && site.contains("min_participants"),
+        "{site}"
+    );
+    let state =
+        std::fs::read_to_string(dep.path().join("client-2.state/client-state.json")).unwrap();
+    assert!(state.contains("\"last_round\":2"), "{state}");
+    for (name, child) in dep.clients.iter().zip(&mut clients) {
+        let (ok, _) = dep.wait_exit(child, name);
+        assert!(ok, "{name}: {}", dep.log(&format!("{name}.log")));
     }
 }
 
@@ -595,15 +681,9 @@ fn foreign_and_unlisted_certificates_are_refused_at_the_handshake() {
     // A client from another CA, and one from the right CA but not in the
     // roster (the roster is restored after issuing it).
     veil(dep.path(), &["certs", "init", "--dir", "other"]);
-    veil(
-        dep.path(),
-        &["certs", "issue", "--dir", "other", "--client", "intruder"],
-    );
+    client_keys(dep.path(), "other", "intruder");
     let roster = std::fs::read(dep.path().join("certs/roster.toml")).unwrap();
-    veil(
-        dep.path(),
-        &["certs", "issue", "--dir", "certs", "--client", "unlisted"],
-    );
+    client_keys(dep.path(), "certs", "unlisted");
     std::fs::write(dep.path().join("certs/roster.toml"), roster).unwrap();
     dep.write_server_config(&ServerSettings {
         rounds: 1,
@@ -819,24 +899,25 @@ fn a_flood_of_half_open_connections_is_bounded_and_timed_out() {
 
 #[test]
 fn a_second_connection_of_a_client_replaces_the_first() {
-    let dep = Deployment::new(2);
+    let dep = Deployment::new(3);
     // First, a roster too small for min_clients is refused at start, rather
     // than waiting forever for a cohort.
     dep.write_server_config(&ServerSettings {
         rounds: 1,
+        min_clients: 4,
         ..ServerSettings::default()
     });
     let mut refused = dep.spawn_server();
     let (ok, _) = dep.wait_exit(&mut refused, "server");
     assert!(!ok);
     assert!(
-        dep.log("server.log").contains("fewer than min_clients = 3"),
+        dep.log("server.log").contains("fewer than min_clients = 4"),
         "{}",
         dep.log("server.log")
     );
     dep.write_server_config(&ServerSettings {
         rounds: 1,
-        min_clients: 2,
+        min_clients: 3,
         ..ServerSettings::default()
     });
     let mut server = dep.spawn_server();
@@ -854,11 +935,12 @@ fn a_second_connection_of_a_client_replaces_the_first() {
         .to_string();
     assert!(reason.contains("code 2"), "closed as replaced: {reason}");
     clients.push(dep.spawn_client("client-2"));
+    clients.push(dep.spawn_client("client-3"));
     let (ok, out) = dep.wait_exit(&mut server, "server");
     assert!(ok, "{out}");
     let rounds = dep.rounds();
     let rel = released(&rounds);
     assert_eq!(rel.len(), 1, "{rounds:?}");
-    assert_eq!(ids(rel[0], "included"), vec![0, 1]);
+    assert_eq!(ids(rel[0], "included"), vec![0, 1, 2]);
     dep.wait_clients_ok(&mut clients);
 }

@@ -133,7 +133,7 @@ fn example_level_dp_sgd_reports_each_clients_epsilon() {
     assert!(ok, "{err}");
     assert!(out.contains("example-level DP-SGD"), "{out}");
     assert!(out.contains("epsilon 5.000"), "{out}");
-    assert!(out.contains("classic SecAgg with t = 3"), "{out}");
+    assert!(out.contains("classic SecAgg with k = 3, t = 3"), "{out}");
     let csv = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
     let eps: Vec<f64> = csv
         .lines()

@@ -112,17 +112,12 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
     let server_threads = veil_net::server::all_cores();
     let mut table = report::Table::new(&report::machine());
     for &n in &a.n {
-        // SecAgg+'s sparse graph where it exists for 10 % dropout and 5 %
-        // corrupt clients; otherwise (small n) the complete graph, with the
-        // smallest threshold veil allows (2t > k + 1).
-        let (k, t, complete) = match veil_secagg::recommend_parameters(n, 0.1, 0.05) {
-            Ok(rec) => (rec.degree, rec.threshold, None),
-            Err(_) => {
-                let k = u32::try_from(n - 1)?;
-                let t = k.div_ceil(2) + 1;
-                (k, t, Some(t))
-            }
-        };
+        // The recommended parameters for 10 % dropout and 5 % colluding
+        // clients (SPEC.md §9.3): SecAgg+'s sparse graph where it exists,
+        // else the complete graph with the smallest valid threshold.
+        let rec = veil_secagg::recommend_parameters(n, 0.1, 0.05)?;
+        let (k, t, c) = (rec.degree, rec.threshold, rec.max_corrupt);
+        let complete = rec.complete.then_some(t);
         let dropped = (n as f64 * a.dropout).round() as usize;
         for &d in &a.d {
             let scenarios = [
@@ -139,6 +134,7 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
                         d,
                         k,
                         t,
+                        c,
                         bits: 32,
                         drop,
                         stage,
@@ -164,6 +160,7 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
                 d,
                 k,
                 t,
+                c,
                 bits: 20,
                 drop: 0,
                 stage: Stage::After,

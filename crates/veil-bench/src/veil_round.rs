@@ -39,6 +39,10 @@ pub(crate) struct Shape {
     /// Threshold.
     #[arg(long)]
     pub(crate) t: u32,
+    /// Colluders the round withstands (`c`; SPEC.md §9.3: `t >= c + 2`,
+    /// and the consistency quorum `floor((n + c) / 2) + 1`).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) c: u32,
     /// Ring width in bits.
     #[arg(long, default_value_t = 32)]
     pub(crate) bits: u32,
@@ -65,6 +69,7 @@ impl Shape {
             ("--d", self.d.to_string()),
             ("--k", self.k.to_string()),
             ("--t", self.t.to_string()),
+            ("--c", self.c.to_string()),
             ("--bits", self.bits.to_string()),
             ("--drop", self.drop.to_string()),
             ("--stage", stage.to_owned()),
@@ -147,6 +152,7 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         d,
         k,
         t,
+        c,
         bits,
         drop,
         stage,
@@ -160,6 +166,7 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         bits,
         seed: 1,
         sparse_ids: false,
+        max_corrupt: c,
     })
     .context("round parameters")?;
     let ids = sim.config.participants.clone();
@@ -365,6 +372,7 @@ mod tests {
                 d: 1000,
                 k: 4,
                 t: 3,
+                c: 1,
                 bits: 32,
                 drop: 1,
                 stage,

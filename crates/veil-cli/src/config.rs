@@ -194,6 +194,75 @@ pub(crate) struct ClientFile {
     pub(crate) backoff: BackoffFile,
     #[serde(default = "default_idle")]
     pub(crate) idle_timeout_ms: u64,
+    /// Where the client records the round ids it took part in; by default
+    /// the config file's name with the extension `.state` (`client-1.toml`:
+    /// `client-1.state/`), so that two clients never share one.
+    pub(crate) state_dir: Option<PathBuf>,
+    /// The weakest round this site joins.
+    #[serde(default)]
+    pub(crate) floor: FloorFile,
+}
+
+impl ClientFile {
+    /// The state directory, relative to the config file's directory.
+    pub(crate) fn state_dir(&self, config: &Path) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(config.file_name().unwrap_or_default()).with_extension("state")
+        })
+    }
+}
+
+/// The `[floor]` table of a client's config: the weakest round the site
+/// takes part in (SPEC.md §9.5). Every field has the default of
+/// `veil_secagg::SiteFloor::default()`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FloorFile {
+    pub(crate) min_participants: u32,
+    pub(crate) min_threshold: u32,
+    pub(crate) min_degree: u32,
+    pub(crate) corrupt_fraction: f64,
+    pub(crate) min_ring_bits: u32,
+    pub(crate) max_phase_timeout_ms: u32,
+    pub(crate) min_noise_multiplier: f64,
+}
+
+impl Default for FloorFile {
+    fn default() -> Self {
+        let f = veil_secagg::SiteFloor::default();
+        Self {
+            min_participants: f.min_participants,
+            min_threshold: f.min_threshold,
+            min_degree: f.min_degree,
+            corrupt_fraction: f.corrupt_fraction,
+            min_ring_bits: f.min_ring_bits,
+            max_phase_timeout_ms: f.max_phase_timeout_ms,
+            min_noise_multiplier: 0.0,
+        }
+    }
+}
+
+impl FloorFile {
+    /// The checked floor; the error names the file and the field.
+    pub(crate) fn floor(&self, file: &Path) -> Result<veil_secagg::SiteFloor, String> {
+        let mut floor = veil_secagg::SiteFloor::default();
+        floor.min_participants = self.min_participants;
+        floor.min_threshold = self.min_threshold;
+        floor.min_degree = self.min_degree;
+        floor.corrupt_fraction = self.corrupt_fraction;
+        floor.min_ring_bits = self.min_ring_bits;
+        floor.max_phase_timeout_ms = self.max_phase_timeout_ms;
+        floor
+            .validate()
+            .map_err(|rule| format!("{}: floor: {rule}", file.display()))?;
+        check(
+            file,
+            "floor.min_noise_multiplier",
+            self.min_noise_multiplier.is_finite() && self.min_noise_multiplier >= 0.0,
+            "must be a finite number >= 0",
+        )?;
+        Ok(floor)
+    }
 }
 
 fn default_max_dimension() -> u32 {
@@ -266,6 +335,24 @@ pub(crate) fn check(file: &Path, field: &str, ok: bool, rule: &str) -> Result<()
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_floor_out_of_range_is_refused_naming_the_field() {
+        let path = Path::new("client.toml");
+        for (field, text) in [
+            ("corrupt_fraction", "corrupt_fraction = 1.5"),
+            ("max_phase_timeout_ms", "max_phase_timeout_ms = 0"),
+            ("min_noise_multiplier", "min_noise_multiplier = -1.0"),
+        ] {
+            let file: FloorFile = toml::from_str(text).unwrap();
+            let e = file.floor(path).unwrap_err();
+            assert!(e.contains(field) && e.contains("client.toml"), "{e}");
+        }
+        assert!(
+            toml::from_str::<FloorFile>("min_cohort = 3").is_err(),
+            "unknown field"
+        );
+    }
+
     /// The documented example files parse, so they stay in step with the code.
     #[test]
     fn the_example_configs_parse() {
@@ -276,6 +363,13 @@ mod tests {
         let client: ClientFile =
             toml::from_str(include_str!("../../../examples/client.toml")).unwrap();
         assert_eq!(client.server_name, "localhost");
+        // The example's [floor] is the default floor, field for field.
+        let floor = client.floor.floor(Path::new("client.toml")).unwrap();
+        assert_eq!(floor, veil_secagg::SiteFloor::default());
+        assert_eq!(
+            client.state_dir(Path::new("x/client-1.toml")),
+            PathBuf::from("client-1.state")
+        );
         let simulate: crate::simulate::SimulateArgs =
             toml::from_str(include_str!("../../../examples/simulate.toml")).unwrap();
         assert_eq!(simulate.clients(), Some(20));

@@ -264,6 +264,9 @@ fn client_options(args: &ClientArgs) -> Result<(ClientOptions, Source), String> 
                 .fault_stall_after
                 .map(Fault::StallAfter)
                 .or(args.fault_leave_after.map(Fault::LeaveAfter)),
+            floor: file.floor.floor(path)?,
+            min_noise_multiplier: file.floor.min_noise_multiplier,
+            state_dir: Some(resolve(path, &file.state_dir(path))),
         },
         file.source,
     ))

@@ -595,38 +595,29 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
             })
         }
     };
-    // SecAgg+ as recommended for 5 % corrupt clients; a cohort too small
-    // for that bound runs classic SecAgg with a strict-majority threshold.
+    // The recommended parameters for 5 % colluding clients (SPEC §9.3):
+    // SecAgg+ where a sparse graph completes the round, else the complete
+    // graph (classic SecAgg) with its smallest valid threshold.
     let expected_dropout = s.dropout.max(0.05);
-    let usable = |n| veil_secagg::recommend_parameters(n, expected_dropout, 0.05).ok();
-    let (secagg, secagg_text) = match (usable(s.clients), usable(s.min_survivors)) {
-        (Some(r), Some(_)) => (
-            SecAggPlan {
-                expected_dropout,
-                corrupt_fraction: 0.05,
-                complete_graph_threshold: None,
-            },
-            format!(
-                "SecAgg{} with k = {}, t = {} for a full cohort",
-                if r.complete { "" } else { "+" },
-                r.degree,
-                r.threshold
-            ),
-        ),
-        _ => {
-            let t = u32::try_from(s.clients / 2 + 1).unwrap_or(u32::MAX);
-            (
-                SecAggPlan {
-                    expected_dropout,
-                    corrupt_fraction: 0.05,
-                    complete_graph_threshold: Some(t),
-                },
-                format!(
-                    "classic SecAgg with t = {t} (too few clients for the 5 %-corrupt bound of SPEC §9.3)"
-                ),
-            )
-        }
+    let secagg = SecAggPlan {
+        expected_dropout,
+        corrupt_fraction: 0.05,
+        complete_graph_threshold: None,
     };
+    let rec = veil_secagg::recommend_parameters(s.clients, expected_dropout, 0.05)
+        .map_err(|e| format!("secure aggregation for {} clients: {e}", s.clients))?;
+    let secagg_text = format!(
+        "{} with k = {}, t = {} for a full cohort, withstanding {} colluding client{}",
+        if rec.complete {
+            "classic SecAgg"
+        } else {
+            "SecAgg+"
+        },
+        rec.degree,
+        rec.threshold,
+        rec.max_corrupt,
+        if rec.max_corrupt == 1 { "" } else { "s" }
+    );
     let plan = RoundPlan {
         dimension,
         rounds: s.rounds,

@@ -91,7 +91,28 @@ fn server_config_errors_name_the_file_and_the_field() {
 fn certs_refuse_bad_names_missing_cas_and_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (code, err) = run(d, &["certs", "issue", "--dir", "nowhere", "--client", "a"]);
+    assert_eq!(
+        run(d, &["certs", "keygen", "--dir", "site-a", "--name", "a"]).0,
+        0
+    );
+    let enroll = |dir: &str| {
+        run(
+            d,
+            &[
+                "certs",
+                "enroll",
+                "--dir",
+                dir,
+                "--client",
+                "a",
+                "--identity",
+                "site-a/a.identity.pub",
+                "--csr",
+                "site-a/a.csr",
+            ],
+        )
+    };
+    let (code, err) = enroll("nowhere");
     assert_eq!(code, 2);
     assert!(err.contains("roster.toml"), "{err}");
     assert_eq!(run(d, &["certs", "init", "--dir", "certs"]).0, 0);
@@ -99,24 +120,78 @@ fn certs_refuse_bad_names_missing_cas_and_overwrites() {
     assert_eq!(code, 2, "a second init must not overwrite the CA key");
     assert!(err.contains("ca.key"), "{err}");
     for bad in ["", "-x", "a/b", "a b", &"x".repeat(64)] {
-        let flag = format!("--client={bad}");
-        let (code, err) = run(d, &["certs", "issue", "--dir", "certs", &flag]);
+        let flag = format!("--name={bad}");
+        let (code, err) = run(d, &["certs", "keygen", "--dir", "site-b", &flag]);
         assert_eq!(code, 2, "{bad:?}");
         assert!(err.contains("client name"), "{err}");
     }
-    assert_eq!(
-        run(d, &["certs", "issue", "--dir", "certs", "--client", "a"]).0,
-        0
-    );
-    let (code, err) = run(d, &["certs", "issue", "--dir", "certs", "--client", "a"]);
+    // keygen never overwrites a site's keys.
+    let (code, err) = run(d, &["certs", "keygen", "--dir", "site-a", "--name", "a"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a.key"), "{err}");
+    assert_eq!(enroll("certs").0, 0);
+    let (code, err) = enroll("certs");
     assert_eq!(code, 2);
     assert!(err.contains("exists"), "{err}");
     let roster = std::fs::read_to_string(d.join("certs/roster.toml")).unwrap();
     assert_eq!(roster.matches("\nid = ").count(), 1);
+    // The coordinator's side holds the client's certificate and public
+    // identity only: no command it ran wrote a client private key.
+    assert!(d.join("certs/a.pem").exists());
+    for private in ["certs/a.key", "certs/a.identity"] {
+        assert!(!d.join(private).exists(), "{private}");
+    }
+    let certs: Vec<String> = std::fs::read_dir(d.join("certs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        certs.iter().all(|f| !f.starts_with("a.") || f == "a.pem"),
+        "{certs:?}"
+    );
+    // A request that another site made for "a" is refused: not its name.
+    assert_eq!(
+        run(d, &["certs", "keygen", "--dir", "site-b", "--name", "b"]).0,
+        0
+    );
+    let (code, err) = run(
+        d,
+        &[
+            "certs",
+            "enroll",
+            "--dir",
+            "certs",
+            "--client",
+            "c",
+            "--identity",
+            "site-b/b.identity.pub",
+            "--csr",
+            "site-b/b.csr",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("not for client"), "{err}");
+    // A private identity key given where the public one belongs is refused.
+    let (code, _) = run(
+        d,
+        &[
+            "certs",
+            "enroll",
+            "--dir",
+            "certs",
+            "--client",
+            "b",
+            "--identity",
+            "site-b/b.csr",
+            "--csr",
+            "site-b/b.csr",
+        ],
+    );
+    assert_eq!(code, 2);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for key in ["certs/ca.key", "certs/a.key", "certs/a.identity"] {
+        for key in ["certs/ca.key", "site-a/a.key", "site-a/a.identity"] {
             let mode = std::fs::metadata(d.join(key)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{key}");
         }

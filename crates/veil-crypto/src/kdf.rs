@@ -26,6 +26,24 @@ pub const LABEL_SELF_MASK: &str = "veil/1 self-mask";
 pub const LABEL_ENVELOPE_KEY: &str = "veil/1 envelope-key";
 /// Label of a share commitment (SPEC.md §5.4).
 pub const LABEL_SHARE_COMMITMENT: &str = "veil/1 share-commitment";
+/// Label of a round's session id (SPEC.md §9.1).
+pub const LABEL_SESSION_ID: &str = "veil/1 session-id";
+
+/// A round's session id: `SHA-256(label("veil/1 session-id") || config)`,
+/// where `config` is the canonical encoding of the whole round config
+/// (SPEC.md §9.1). Public: it names the round's transcript in every
+/// signature, so a signature of one round, or of another config under a
+/// reused round id, is never a signature of this one.
+#[must_use]
+pub fn session_id(config: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    let label = LABEL_SESSION_ID.as_bytes();
+    let mut h = Sha256::new();
+    h.update([u8::try_from(label.len()).unwrap_or(u8::MAX)]);
+    h.update(label);
+    h.update(config);
+    h.finalize().into()
+}
 
 /// The inputs that, with a label, make an HKDF `info` string.
 ///
@@ -147,6 +165,7 @@ mod tests {
             LABEL_SELF_MASK,
             LABEL_ENVELOPE_KEY,
             LABEL_SHARE_COMMITMENT,
+            LABEL_SESSION_ID,
         ] {
             assert!(label.starts_with(&format!("veil/{PROTOCOL_VERSION} ")));
         }

@@ -346,6 +346,7 @@ fn the_secure_mean_equals_the_plain_mean_within_one_quantum() {
         bits,
         seed: 5,
         sparse_ids: false,
+        max_corrupt: 0,
     });
     sim.set_inputs(inputs);
     let result = sim.run().result.unwrap();

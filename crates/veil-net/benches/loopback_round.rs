@@ -67,6 +67,7 @@ fn main() {
             bits,
             seed,
             sparse_ids: false,
+            max_corrupt: 0,
         });
         let start = Instant::now();
         let outcome = sim.run();

@@ -16,10 +16,12 @@ use tracing::{debug, info, warn};
 use veil_crypto::ParticipantId;
 use veil_crypto::sign::IdentitySigningKey;
 use veil_secagg::messages::{
-    MAX_ROUND_CONFIG_LEN, MessageType, ServerMessage, max_server_message_len,
+    ClientMessage, Decline, DeclineReason, MAX_ROUND_CONFIG_LEN, MessageType, ServerMessage,
+    max_server_message_len,
 };
-use veil_secagg::{ClientEvent, ClientSession, Roster};
+use veil_secagg::{ClientEvent, ClientSession, Roster, RoundConfig, SiteFloor};
 
+use crate::client_state::ClientState;
 use crate::conn::{Caps, ReadEvent, SEND_QUEUE, spawn_reader, spawn_writer};
 use crate::deployment::RosterFile;
 use crate::error::{Error, Result};
@@ -79,6 +81,15 @@ pub struct ClientOptions {
     pub max_rounds: Option<u64>,
     /// Fault injection for tests of dropout handling; `None` in service.
     pub fault: Option<Fault>,
+    /// The weakest round this site joins (SPEC.md §9.5).
+    pub floor: SiteFloor,
+    /// The least noise this site accepts: the noise multiplier of the
+    /// noise that the honest shares of a round's smallest sum carry (`t - c`
+    /// shares, SPEC.md §9.3); `0` accepts any.
+    pub min_noise_multiplier: f64,
+    /// Where the client records the round ids it took part in
+    /// ([`ClientState`]); `None` keeps them for this run only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// A fault to inject (testing only): the client stops taking part at a
@@ -185,8 +196,13 @@ pub async fn run_client(
         options.key.clone_key(),
         &options.limits,
     )?);
+    let state = match &options.state_dir {
+        Some(dir) => ClientState::open(dir)?,
+        None => ClientState::in_memory(),
+    };
     let mut worker = Worker {
         id,
+        state,
         roster: options.roster.protocol_roster(),
         options: &options,
         rng: ChaCha20Rng::from_rng(&mut rand::rng()),
@@ -239,11 +255,21 @@ pub(crate) fn client_input<R: rand_core::CryptoRng + ?Sized>(
 
 struct Worker<'a> {
     id: ParticipantId,
+    /// The round ids taken part in.
+    state: ClientState,
     roster: Roster,
     options: &'a ClientOptions,
     rng: ChaCha20Rng,
     completed: u64,
     failed: u64,
+}
+
+/// Why this client does not take part in a round; the server is told the
+/// reason in a `Decline`.
+struct Declined {
+    round: u64,
+    reason: DeclineReason,
+    why: String,
 }
 
 enum Ended {
@@ -470,9 +496,23 @@ impl Worker<'_> {
                                 );
                                 session = Some(s);
                             }
-                            Err(e) => {
+                            Err(declined) => {
                                 self.failed = self.failed.saturating_add(1);
-                                warn!(id = self.id, round = t.round, "round skipped: {e}");
+                                warn!(
+                                    id = self.id,
+                                    round = declined.round,
+                                    reason = %declined.reason,
+                                    "this client declines the round: {}",
+                                    declined.why
+                                );
+                                // The server learns which rule refused it.
+                                let decline = ClientMessage::Decline(Decline {
+                                    reason: declined.reason,
+                                })
+                                .encode(declined.round);
+                                if let Ok(frame) = encode_frame(FrameKind::SecAgg, &decline) {
+                                    let _ = queue.try_send(Arc::new(frame));
+                                }
                             }
                         }
                     } else {
@@ -490,22 +530,55 @@ impl Worker<'_> {
         }
     }
 
-    /// Starts a session from the round config in `bytes` and the task.
+    /// Starts a session from the round config in `bytes` and the task, or
+    /// says why this client declines the round. The site's floor and the
+    /// record of round ids are checked before the update is computed, and
+    /// the round id is recorded before anything is sent.
     fn start(
         &mut self,
         task: &Task,
         bytes: &[u8],
         source: &mut dyn UpdateSource,
-    ) -> Result<ClientSession> {
-        let (round, message) = ServerMessage::decode(bytes, None)?;
-        let ServerMessage::RoundConfig(config) = message else {
-            return Err(Error::Frame("expected the round config"));
+    ) -> core::result::Result<ClientSession, Declined> {
+        let other = |why: String| Declined {
+            round: task.round,
+            reason: DeclineReason::Other,
+            why,
         };
+        let config = match ServerMessage::decode(bytes, None) {
+            Ok((_, ServerMessage::RoundConfig(config))) => config,
+            Ok(_) => return Err(other("the server sent no round config".into())),
+            Err(e) => return Err(other(format!("the round config does not decode: {e}"))),
+        };
+        let round = config.round;
         if round != task.round || config.d() != task.model.len() {
-            return Err(Error::Frame("the config does not match the task"));
+            return Err(other("the config does not match the task".into()));
+        }
+        if let Err(refusal) = self.options.floor.check(&config) {
+            return Err(Declined {
+                round,
+                reason: refusal.reason,
+                why: refusal.to_string(),
+            });
+        }
+        self.check_noise(&config, task)?;
+        match self.state.take(round) {
+            Ok(Ok(())) => {}
+            Ok(Err(reused)) => {
+                return Err(Declined {
+                    round,
+                    reason: DeclineReason::ReusedRound,
+                    why: format!(
+                        "round id {} is not above {}, the last round this client took part in: a server must never reuse a round id",
+                        reused.round, reused.last
+                    ),
+                });
+            }
+            Err(e) => return Err(other(format!("cannot record the round id: {e}"))),
         }
         let started = Instant::now();
-        let contribution = client_input(task, config.ring.bits(), source, &mut self.rng)?;
+        let contribution = client_input(task, config.ring.bits(), source, &mut self.rng)
+            .map_err(|e| other(e.to_string()))?;
         info!(
             id = self.id,
             round,
@@ -514,15 +587,47 @@ impl Worker<'_> {
             ms = started.elapsed().as_millis() as u64,
             "input ready"
         );
-        Ok(ClientSession::new(
+        ClientSession::new(
             config,
             self.id,
             self.options.identity.clone(),
             &self.roster,
+            &self.options.floor,
             contribution.input,
             Instant::now(),
             &mut self.rng,
-        )?)
+        )
+        .map_err(|e| other(e.to_string()))
+    }
+
+    /// Refuses a round whose smallest sum carries less noise than the
+    /// site's `min_noise_multiplier`: the `t - c` honest shares that any
+    /// sum the server can form holds at the least (SPEC.md §9.3), as the
+    /// distributed discrete Gaussian of veil-dp.
+    fn check_noise(&self, config: &RoundConfig, task: &Task) -> core::result::Result<(), Declined> {
+        let min = self.options.min_noise_multiplier;
+        if min <= 0.0 {
+            return Ok(());
+        }
+        let honest = u64::from(config.threshold.saturating_sub(config.max_corrupt));
+        let z = veil_dp::distributed::DistributedDiscreteGaussian::new(
+            task.noise_variance.sqrt(),
+            honest,
+            u64::from(config.dimension),
+            task.clip_norm * task.scale,
+        )
+        .map_or(0.0, |m| m.effective_noise_multiplier());
+        if z < min {
+            return Err(Declined {
+                round: config.round,
+                reason: DeclineReason::Noise,
+                why: format!(
+                    "round {}: the {honest} honest noise shares of its smallest sum give noise multiplier {z:.4}, below this site's floor min_noise_multiplier = {min}",
+                    config.round
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the injected fault fires on this message (first round only).

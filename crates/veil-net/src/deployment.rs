@@ -225,3 +225,27 @@ pub fn load_identity(path: &Path) -> Result<IdentitySigningKey> {
         .map_err(|_| bad_file(path, "is not 64 hex digits of an Ed25519 seed"))?;
     Ok(IdentitySigningKey::from_seed(&seed))
 }
+
+/// Writes an identity's public key (hex of the 32-byte Ed25519 key, a
+/// line): what a client hands the coordinator. Refuses to overwrite.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file.
+pub fn write_identity_public(path: &Path, key: &IdentityVerifyingKey) -> Result<()> {
+    let text = format!("{}\n", hex::encode(key.to_bytes()));
+    files::create_new(path, text.as_bytes(), false)
+}
+
+/// Reads a file written by [`write_identity_public`]; the key is checked
+/// strictly (a point, not of small order).
+///
+/// # Errors
+/// [`crate::Error::Io`] or [`crate::Error::BadFile`] naming the file.
+pub fn load_identity_public(path: &Path) -> Result<IdentityVerifyingKey> {
+    let text = files::read_capped_string(path, 1024)?;
+    let mut bytes = [0_u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes)
+        .map_err(|_| bad_file(path, "is not 64 hex digits of an Ed25519 public key"))?;
+    IdentityVerifyingKey::from_slice(&bytes)
+        .map_err(|e| bad_file(path, format!("is not an identity public key: {e}")))
+}

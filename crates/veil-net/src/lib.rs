@@ -28,6 +28,7 @@
 )]
 
 pub mod client;
+pub mod client_state;
 mod conn;
 pub mod deployment;
 mod error;

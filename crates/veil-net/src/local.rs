@@ -173,6 +173,9 @@ impl LocalDeployment {
             },
             max_rounds: None,
             fault: None,
+            floor: veil_secagg::SiteFloor::default(),
+            min_noise_multiplier: 0.0,
+            state_dir: None,
         })
     }
 }

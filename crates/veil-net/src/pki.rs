@@ -8,8 +8,8 @@
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -40,6 +40,39 @@ impl core::fmt::Debug for Issued {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Issued").finish_non_exhaustive()
     }
+}
+
+/// What a client makes on its own machine (`veil certs keygen`): its TLS key
+/// and a certificate signing request for its name. The key never leaves the
+/// client; the request holds only the public key, signed by the key.
+pub struct ClientRequest {
+    /// The PKCS#10 certificate signing request, PEM.
+    pub csr_pem: String,
+    /// The private key, PKCS#8 PEM. Write it with owner-only permissions.
+    pub key_pem: zeroize::Zeroizing<String>,
+}
+
+impl core::fmt::Debug for ClientRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientRequest").finish_non_exhaustive()
+    }
+}
+
+/// A fresh ECDSA P-256 key and a certificate signing request for client
+/// `name`.
+///
+/// # Errors
+/// [`Error::Pki`] for a name that is not DNS-name-shaped, or if key
+/// generation or signing fails.
+pub fn client_request(name: &str) -> Result<ClientRequest> {
+    let key = KeyPair::generate().map_err(pki)?;
+    let mut params = CertificateParams::new(vec![name.to_owned()]).map_err(pki)?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    let csr = params.serialize_request(&key).map_err(pki)?;
+    Ok(ClientRequest {
+        csr_pem: csr.pem().map_err(pki)?,
+        key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+    })
 }
 
 /// A development CA that can issue server and client certificates.
@@ -75,6 +108,17 @@ fn validity(params: &mut CertificateParams) {
     let now = OffsetDateTime::now_utc();
     params.not_before = now.saturating_sub(Duration::hours(1));
     params.not_after = now.saturating_add(VALIDITY);
+}
+
+/// The parameters of a certificate the CA issues to `name`.
+fn leaf_params(name: &str, usage: ExtendedKeyUsagePurpose) -> Result<CertificateParams> {
+    let mut params = CertificateParams::new(vec![name.to_owned()]).map_err(pki)?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![usage];
+    validity(&mut params);
+    Ok(params)
 }
 
 impl DevCa {
@@ -130,13 +174,38 @@ impl DevCa {
         self.issue(name, ExtendedKeyUsagePurpose::ClientAuth)
     }
 
+    /// Signs client `name`'s certificate signing request (PEM), made by
+    /// [`client_request`] on the client's machine: the CA never sees the
+    /// client's private key. The request's signature is verified and it must
+    /// name `name`; of the request only the public key is used, while the
+    /// name, usages and validity are the CA's own (a request cannot ask to
+    /// be a CA).
+    ///
+    /// # Errors
+    /// [`Error::Pki`] for a request that does not parse, whose signature
+    /// does not verify, or that names another client.
+    pub fn sign_client_request(&self, name: &str, csr_pem: &str) -> Result<String> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| Error::Pki(format!("not a valid certificate signing request: {e}")))?;
+        let names_it = csr
+            .params
+            .subject_alt_names
+            .iter()
+            .any(|san| matches!(san, SanType::DnsName(n) if n.as_str() == name));
+        if !names_it {
+            return Err(Error::Pki(format!(
+                "the certificate signing request is not for client {name:?}"
+            )));
+        }
+        let params = leaf_params(name, ExtendedKeyUsagePurpose::ClientAuth)?;
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .map_err(pki)?;
+        Ok(cert.pem())
+    }
+
     fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Result<Issued> {
-        let mut params = CertificateParams::new(vec![name.to_owned()]).map_err(pki)?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![usage];
-        validity(&mut params);
+        let params = leaf_params(name, usage)?;
         let key = KeyPair::generate().map_err(pki)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(pki)?;
         Ok(Issued {
@@ -188,4 +257,68 @@ pub fn fingerprint_file(path: &Path) -> Result<[u8; 32]> {
         .first()
         .map(fingerprint)
         .ok_or_else(|| bad_file(path, "holds no certificate"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn der(pem: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_request_made_by_the_client_is_signed_for_its_public_key_only() {
+        let (ca, ca_issued) = DevCa::generate().unwrap();
+        let request = client_request("hospital-2").unwrap();
+        assert!(!request.csr_pem.contains("PRIVATE KEY"));
+        let cert_pem = ca
+            .sign_client_request("hospital-2", &request.csr_pem)
+            .unwrap();
+        // The certificate is for the client's own key, chains to the CA,
+        // and names the client.
+        let key = KeyPair::from_pem(&request.key_pem).unwrap();
+        let cert = der(&cert_pem);
+        let parsed = CertificateSigningRequestParams::from_pem(&request.csr_pem).unwrap();
+        assert_eq!(
+            rcgen::PublicKeyData::der_bytes(&parsed.public_key),
+            rcgen::PublicKeyData::der_bytes(&key)
+        );
+        let roots = {
+            let mut r = rustls::RootCertStore::empty();
+            r.add(der(&ca_issued.cert_pem)).unwrap();
+            std::sync::Arc::new(r)
+        };
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots,
+            std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        verifier
+            .verify_client_cert(&cert, &[], rustls_pki_types::UnixTime::now())
+            .unwrap();
+        assert!(cert_pem.contains("BEGIN CERTIFICATE"));
+    }
+
+    #[test]
+    fn a_request_for_another_name_or_tampered_is_refused() {
+        let (ca, _) = DevCa::generate().unwrap();
+        let request = client_request("hospital-2").unwrap();
+        let e = ca
+            .sign_client_request("hospital-3", &request.csr_pem)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not for client"), "{e}");
+        // Change one character in the middle of the request's body: the
+        // request no longer verifies (or no longer parses).
+        let mut lines: Vec<String> = request.csr_pem.lines().map(str::to_owned).collect();
+        let mid = lines.len() / 2;
+        let line = &mut lines[mid];
+        let c = line.remove(10);
+        line.insert(10, if c == 'A' { 'B' } else { 'A' });
+        let tampered = lines.join("\n");
+        assert!(ca.sign_client_request("hospital-2", &tampered).is_err());
+        assert!(ca.sign_client_request("hospital-2", "not pem").is_err());
+    }
 }

@@ -171,17 +171,25 @@ impl RoundPlan {
         if self.phase_timeout.is_zero() || self.phase_timeout > Duration::from_secs(86_400) {
             return bad("phase_timeout must be in (0, 1 day]");
         }
-        if self.secagg.complete_graph_threshold.is_none() {
-            for n in [self.min_clients, self.max_clients] {
-                if let Err(e) = veil_secagg::recommend_parameters(
+        let secagg = &self.secagg;
+        for n in [self.min_clients, self.max_clients] {
+            let fits = match secagg.complete_graph_threshold {
+                Some(t) => veil_secagg::complete_graph_parameters(
                     n,
-                    self.secagg.expected_dropout,
-                    self.secagg.corrupt_fraction,
-                ) {
-                    return Err(Error::Config(format!(
-                        "secagg: no SecAgg+ parameters for a cohort of {n} ({e}); set secagg.complete_graph_threshold or lower secagg.corrupt_fraction"
-                    )));
-                }
+                    t,
+                    secagg.expected_dropout,
+                    secagg.corrupt_fraction,
+                ),
+                None => veil_secagg::recommend_parameters(
+                    n,
+                    secagg.expected_dropout,
+                    secagg.corrupt_fraction,
+                ),
+            };
+            if let Err(e) = fits {
+                return Err(Error::Config(format!(
+                    "secagg: no parameters for a cohort of {n} ({e}); lower secagg.corrupt_fraction or raise min_clients"
+                )));
             }
         }
         self.ring_bits().map(|_| ())
@@ -786,20 +794,19 @@ impl Coordinator {
 
     fn round_config(&mut self, cohort: Vec<ParticipantId>, round: u64) -> Result<RoundConfig> {
         let n = cohort.len();
-        let (degree, threshold) = match self.plan.secagg.complete_graph_threshold {
-            Some(t) => {
-                let k = u32::try_from(n.saturating_sub(1)).unwrap_or(u32::MAX);
-                let min_t = k.saturating_add(1) / 2 + 1;
-                (k, t.clamp(min_t, k.saturating_add(1)))
-            }
-            None => {
-                let r = veil_secagg::recommend_parameters(
-                    n,
-                    self.plan.secagg.expected_dropout,
-                    self.plan.secagg.corrupt_fraction,
-                )?;
-                (r.degree, r.threshold)
-            }
+        let secagg = &self.plan.secagg;
+        let rec = match secagg.complete_graph_threshold {
+            Some(t) => veil_secagg::complete_graph_parameters(
+                n,
+                t,
+                secagg.expected_dropout,
+                secagg.corrupt_fraction,
+            )?,
+            None => veil_secagg::recommend_parameters(
+                n,
+                secagg.expected_dropout,
+                secagg.corrupt_fraction,
+            )?,
         };
         let timeout_ms = u32::try_from(self.plan.phase_timeout.as_millis()).unwrap_or(u32::MAX);
         let ring =
@@ -811,8 +818,9 @@ impl Coordinator {
             cohort,
             self.plan.dimension,
             ring,
-            threshold,
-            degree,
+            rec.threshold,
+            rec.degree,
+            rec.max_corrupt,
             timeout_ms,
             seed,
         )?)
@@ -945,6 +953,18 @@ impl Coordinator {
                     phase,
                     reason,
                 } => {
+                    // A client that declined the round broke no rule: it
+                    // says which of its site's rules the round broke, and
+                    // stays connected for the next round.
+                    if let Some(veil_secagg::Error::Declined { reason, .. }) = &reason {
+                        warn!(
+                            round = flight.task.round,
+                            participant,
+                            reason = %reason,
+                            "participant declined the round: its site's {reason} refuses it"
+                        );
+                        continue;
+                    }
                     warn!(
                         round = flight.task.round,
                         participant,

@@ -83,6 +83,7 @@ fn main() {
                 bits,
                 seed: 1,
                 sparse_ids: false,
+                max_corrupt: 0,
             });
             let dropped = (row.n as f64 * dropout).round() as usize;
             // Spread the dropped clients over the ring of ids.

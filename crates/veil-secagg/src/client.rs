@@ -14,7 +14,7 @@ use veil_crypto::sign::{
 use veil_crypto::{ParticipantId, RoundId};
 use zeroize::Zeroizing;
 
-use crate::config::{Roster, RoundConfig};
+use crate::config::{Roster, RoundConfig, SessionId};
 use crate::error::{Error, Result, Violation};
 use crate::messages::{
     AdvertiseKeys, ClientMessage, ConsistencySignature, ConsistencySignatures, MaskedInput,
@@ -23,6 +23,7 @@ use crate::messages::{
 };
 use crate::packing;
 use crate::phase::Phase;
+use crate::site_floor::SiteFloor;
 
 /// How many phase timeouts a client waits for the server's next message.
 const CLIENT_WAIT_PHASES: u32 = 4;
@@ -104,9 +105,10 @@ enum State {
     Failed(Error),
 }
 
-/// Proof that at least `t` holders of this client's neighbourhood signed the
-/// survivor set it received. Only [`ClientSession::verify_consistency`] makes
-/// one, and revealing shares requires it.
+/// Proof that a quorum of the round (SPEC.md §9.3), this client included,
+/// signed the survivor set it received under the session id. Only
+/// [`ClientSession::verify_consistency`] makes one, and revealing shares
+/// requires it.
 struct SurvivorSetAgreed(());
 
 /// A client's side of one round.
@@ -118,11 +120,15 @@ struct SurvivorSetAgreed(());
 /// [`ClientSession::poll_transmit`] returns.
 pub struct ClientSession {
     config: RoundConfig,
+    /// The session id: the hash of the whole config, under which this
+    /// client signs.
+    session: SessionId,
     me: ParticipantId,
     my_index: ShareIndex,
     /// `N(me)`, increasing.
     neighbours: Vec<ParticipantId>,
-    /// Identity keys of the neighbours, from the deployment roster.
+    /// Identity keys of every participant, from the deployment roster: the
+    /// neighbours sign their keys, and every survivor signs the survivor set.
     identities: BTreeMap<ParticipantId, IdentityVerifyingKey>,
     identity: IdentitySigningKey,
     state: State,
@@ -146,24 +152,34 @@ impl ClientSession {
     /// (each element below `2^b`), and queues its advertised keys.
     ///
     /// `roster` is the deployment's, not the server's: neighbours'
-    /// signatures are checked against it.
+    /// signatures are checked against it. `floor` is the site's own
+    /// (SPEC.md §9.5): a round weaker than it is refused before anything is
+    /// sent.
     ///
     /// # Errors
+    /// [`Error::BelowFloor`] if the config is valid but weaker than `floor`
+    /// (the caller tells the server with a `Decline` naming the reason);
     /// [`Error::InvalidConfig`] if the config is invalid, `me` is not a
-    /// participant, or the roster lacks `me`'s key or a neighbour's, or holds
+    /// participant, or the roster lacks a participant's key, or holds
     /// another key for `me`; [`Error::InvalidInput`] if the input has the
     /// wrong length or an element `>= 2^b`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each is an independent input of the session: config, identity, roster, floor, input, time, randomness"
+    )]
     pub fn new<R: CryptoRng + ?Sized>(
         config: RoundConfig,
         me: ParticipantId,
         identity: IdentitySigningKey,
         roster: &Roster,
+        floor: &SiteFloor,
         input: Vec<u64>,
         now: Instant,
         rng: &mut R,
     ) -> Result<Self> {
         let input = Zeroizing::new(input);
         config.validate()?;
+        floor.check(&config).map_err(Error::BelowFloor)?;
         if !config.contains(me) {
             return Err(Error::InvalidConfig(
                 "this client is not a participant of the round",
@@ -185,12 +201,13 @@ impl ClientSession {
         }
         let neighbours = config.graph().neighbours(me);
         let mut identities = BTreeMap::new();
-        for &v in &neighbours {
+        for &v in &config.participants {
             let key = roster.get(v).ok_or(Error::InvalidConfig(
-                "the roster lacks a neighbour's identity key",
+                "the roster lacks a participant's identity key",
             ))?;
             identities.insert(v, *key);
         }
+        let session = config.session_id();
         let my_index = ShareIndex::for_participant(me)?;
 
         let secrets = Secrets {
@@ -203,7 +220,7 @@ impl ClientSession {
         let mask_key = AgreementSecret::from_scalar(&secrets.mask_key).public_key();
         let signature = identity.sign(
             SignatureDomain::ADVERTISE_KEYS,
-            &AdvertiseKeys::signed_message(config.round, me, &encryption_key, &mask_key),
+            &AdvertiseKeys::signed_message(&session, me, &encryption_key, &mask_key),
         );
         let advertise = ClientMessage::AdvertiseKeys(AdvertiseKeys {
             encryption_key,
@@ -211,6 +228,7 @@ impl ClientSession {
             signature,
         });
         let mut session = Self {
+            session,
             me,
             my_index,
             neighbours,
@@ -455,11 +473,12 @@ impl ClientSession {
             let identity = self
                 .identities
                 .get(v)
+                .filter(|_| self.neighbours.binary_search(v).is_ok())
                 .ok_or_else(|| self.server_violation(Violation::NotANeighbour(*v)))?;
             signed.push((
                 *v,
                 identity,
-                keys.signed_message_for(round, *v),
+                keys.signed_message_for(&self.session, *v),
                 &keys.signature,
             ));
         }
@@ -657,9 +676,18 @@ impl ClientSession {
         }
         self.holders_needed(in_view.saturating_add(1), Phase::ConsistencyCheck)?;
         self.holders_needed(survivors.len(), Phase::ConsistencyCheck)?;
+        // A set smaller than the quorum can never gather its signatures.
+        if survivors.len() < self.config.quorum() {
+            return Err(Error::TooFewSurvivors {
+                round: self.config.round,
+                phase: Phase::ConsistencyCheck,
+                survivors: survivors.len(),
+                needed: self.config.quorum(),
+            });
+        }
         let signature = self.identity.sign(
             SignatureDomain::CONSISTENCY_CHECK,
-            &survivor_set_message(self.config.round, &survivors),
+            &survivor_set_message(&self.session, &survivors),
         );
         Ok((
             AwaitSignatures {
@@ -670,18 +698,27 @@ impl ClientSession {
         ))
     }
 
-    /// Checks the neighbours' signatures over the survivor set this client
-    /// signed; at least `t` holders (counting this client) must have signed.
+    /// Checks the survivors' signatures over the survivor set this client
+    /// signed, under the session id: with this client's own, at least the
+    /// round's quorum `floor((n + c) / 2) + 1` must have signed (SPEC.md
+    /// §9.3, §11.1.5). An honest participant signs one set per session, and
+    /// two quorums share an honest participant even when all `c` colluders
+    /// sign both: so no two clients that reveal were shown different sets.
     fn verify_consistency(
         &self,
         s: &AwaitSignatures,
         m: &ConsistencySignatures,
     ) -> Result<SurvivorSetAgreed> {
-        let message = survivor_set_message(self.config.round, &s.survivors);
+        let message = survivor_set_message(&self.session, &s.survivors);
         let mut signed = Vec::with_capacity(m.entries.len());
         for (v, signature) in &m.entries {
+            // This client's own signature is its own statement: not
+            // counted again.
+            if *v == self.me {
+                continue;
+            }
             let Some(identity) = self.identities.get(v) else {
-                return Err(self.server_violation(Violation::NotANeighbour(*v)));
+                return Err(self.server_violation(Violation::UnknownParticipant(*v)));
             };
             if s.survivors.binary_search(v).is_err() {
                 return Err(self.server_violation(Violation::SurvivorNotInView(*v)));
@@ -695,7 +732,16 @@ impl ClientSession {
                 violation: Violation::BadConsistencySignature(v),
             }
         })?;
-        self.holders_needed(m.entries.len().saturating_add(1), Phase::Unmask)?;
+        let signers = signed.len().saturating_add(1);
+        let quorum = self.config.quorum();
+        if signers < quorum {
+            return Err(Error::TooFewSurvivors {
+                round: self.config.round,
+                phase: Phase::Unmask,
+                survivors: signers,
+                needed: quorum,
+            });
+        }
         Ok(SurvivorSetAgreed(()))
     }
 

@@ -9,7 +9,7 @@
 
 use veil_crypto::{ParticipantId, RoundId};
 
-use crate::messages::MessageType;
+use crate::messages::{DeclineReason, MessageType};
 use crate::phase::Phase;
 
 /// A `Result` whose error is [`Error`].
@@ -195,6 +195,23 @@ pub enum Error {
     #[error("crypto: {0}")]
     Crypto(#[from] veil_crypto::Error),
 
+    /// A participant declined the round (it sent `Decline`, SPEC.md
+    /// §10.12): its site's floor, or its record of used round ids, refused
+    /// the config.
+    #[error("round {round}: participant {participant} declined the round: {reason}")]
+    Declined {
+        /// The round.
+        round: RoundId,
+        /// Who declined.
+        participant: ParticipantId,
+        /// The rule of its own that the round broke.
+        reason: DeclineReason,
+    },
+
+    /// This client's site floor refuses the round (SPEC.md §9.5).
+    #[error("{0}")]
+    BelowFloor(crate::site_floor::FloorRefusal),
+
     /// A state the code believes unreachable; reported, never panicked on.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -212,7 +229,10 @@ impl Error {
             Self::Inconsistent { .. } => 5,
             Self::Timeout { .. } => 6,
             Self::OperatorAbort { .. } => 7,
-            Self::InvalidConfig(_) | Self::InvalidInput(_) => 8,
+            Self::InvalidConfig(_)
+            | Self::InvalidInput(_)
+            | Self::Declined { .. }
+            | Self::BelowFloor(_) => 8,
             Self::Crypto(_) | Self::Internal(_) => 9,
         }
     }

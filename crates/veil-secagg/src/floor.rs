@@ -256,6 +256,7 @@ mod tests {
             bits: 32,
             seed: 1,
             sparse_ids: false,
+            max_corrupt: 0,
         })
         .config;
         let graph = config.graph();

@@ -17,7 +17,7 @@ use crate::messages::{ClientMessage, ServerMessage};
 /// d = 3, b = 12.
 fn decode_config() -> Option<RoundConfig> {
     let ring = RingBits::new(12).ok()?;
-    RoundConfig::new(7, vec![1, 2, 3, 4, 5], 3, ring, 2, 2, 1000, [0; 32]).ok()
+    RoundConfig::new(7, vec![1, 2, 3, 4, 5], 3, ring, 2, 2, 0, 1000, [0; 32]).ok()
 }
 
 /// Decodes `data` as every kind of message; whatever decodes re-encodes to
@@ -52,6 +52,7 @@ pub fn session_params() -> crate::sim::SimParams {
         bits: 16,
         seed: 2024,
         sparse_ids: false,
+        max_corrupt: 0,
     }
 }
 

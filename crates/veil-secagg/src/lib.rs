@@ -45,12 +45,16 @@ mod phase;
 mod server;
 #[cfg(feature = "test-util")]
 pub mod sim;
+pub mod site_floor;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod test_vectors;
 
 pub use client::{ClientEvent, ClientSession};
-pub use config::{Recommendation, Roster, RoundConfig, recommend_parameters};
+pub use config::{
+    Recommendation, Roster, RoundConfig, SessionId, complete_graph_parameters, recommend_parameters,
+};
 pub use error::{DecodeErrorKind, Error, Result, Violation};
 pub use phase::Phase;
 pub use server::{RoundResult, ServerEvent, ServerSession};
+pub use site_floor::{FloorRefusal, SiteFloor};

@@ -10,7 +10,7 @@ use veil_crypto::shamir::{Reconstructor, SecretScalar, Share, ShareCommitment, S
 use veil_crypto::sign::{IdentityVerifyingKey, Signature, SignatureDomain};
 use veil_crypto::{ParticipantId, RoundId};
 
-use crate::config::{Roster, RoundConfig};
+use crate::config::{Roster, RoundConfig, SessionId};
 use crate::error::{Error, Result, Violation};
 use crate::graph::NeighbourGraph;
 use crate::messages::{
@@ -134,6 +134,8 @@ struct ThresholdMet(());
 /// The server's side of one round.
 pub struct ServerSession {
     config: RoundConfig,
+    /// The session id every signature of the round is under.
+    session: SessionId,
     graph: NeighbourGraph,
     identities: BTreeMap<ParticipantId, IdentityVerifyingKey>,
     state: State,
@@ -185,6 +187,7 @@ impl ServerSession {
         let deadline = now.checked_add(config.phase_timeout());
         Ok(Self {
             graph: config.graph(),
+            session: config.session_id(),
             config,
             identities,
             state: State::CollectKeys(CollectKeys {
@@ -430,7 +433,7 @@ impl ServerSession {
                     .identities
                     .get(&from)
                     .ok_or(Error::Internal("every participant has an identity"))?;
-                if !keys.verify(round, from, identity) {
+                if !keys.verify(&self.session, from, identity) {
                     return Err(self.forbidden(from, Violation::BadKeySignature(from)));
                 }
                 let reused = keys.encryption_key == keys.mask_key
@@ -493,7 +496,7 @@ impl ServerSession {
                     .identities
                     .get(&from)
                     .ok_or(Error::Internal("every participant has an identity"))?;
-                let message = survivor_set_message(round, &s.survivors.u3);
+                let message = survivor_set_message(&self.session, &s.survivors.u3);
                 if identity
                     .verify(SignatureDomain::CONSISTENCY_CHECK, &message, &sig.signature)
                     .is_err()
@@ -554,6 +557,12 @@ impl ServerSession {
                 s.received.insert(from, shares);
                 Ok(())
             }
+            // A client that refuses the round leaves it, and says why.
+            (_, ClientMessage::Decline(d)) => Err(Error::Declined {
+                round,
+                participant: from,
+                reason: d.reason,
+            }),
             (_, _) => Err(Error::UnexpectedMessage {
                 round,
                 participant: Some(from),
@@ -746,12 +755,23 @@ impl ServerSession {
 
     fn close_signatures(&mut self, s: CollectSignatures) -> Result<State> {
         let _proof = self.threshold_met(Phase::ConsistencyCheck, s.received.len())?;
+        // Clients reveal only with a quorum's signatures (SPEC.md §9.3).
+        let quorum = self.config.quorum();
+        if s.received.len() < quorum {
+            return Err(Error::TooFewSurvivors {
+                round: self.config.round,
+                phase: Phase::ConsistencyCheck,
+                survivors: s.received.len(),
+                needed: quorum,
+            });
+        }
+        // Every signer receives every signature (its own included): one
+        // message for all.
+        let message = ServerMessage::ConsistencySignatures(ConsistencySignatures {
+            entries: s.received.iter().map(|(v, sig)| (*v, *sig)).collect(),
+        });
         for &u in s.received.keys() {
-            let entries = self.neighbours_entries(u, &s.received);
-            self.send(
-                u,
-                &ServerMessage::ConsistencySignatures(ConsistencySignatures { entries }),
-            );
+            self.send(u, &message);
         }
         Ok(State::CollectUnmask(CollectUnmask {
             survivors: s.survivors,

@@ -27,6 +27,7 @@ use veil_crypto::sign::IdentitySigningKey;
 use crate::messages::ServerMessage;
 use crate::{
     ClientSession, Error, Phase, Roster, RoundConfig, RoundResult, ServerEvent, ServerSession,
+    SiteFloor,
 };
 
 /// The shape of a simulated round.
@@ -46,6 +47,8 @@ pub struct SimParams {
     pub seed: u64,
     /// Whether ids are sparse random values rather than `0..n`.
     pub sparse_ids: bool,
+    /// The colluders the round withstands (`c`, SPEC.md §9.1).
+    pub max_corrupt: u32,
 }
 
 /// A message in flight.
@@ -135,6 +138,9 @@ pub struct Simulation {
     leave_after: BTreeMap<ParticipantId, Phase>,
     crashed: BTreeSet<ParticipantId>,
     hook: Option<Hook>,
+    /// The site floor every simulated client holds (none by default: the
+    /// test chose the config).
+    floor: SiteFloor,
     now: Instant,
     rng: ChaCha20Rng,
     in_flight: VecDeque<Delivery>,
@@ -261,6 +267,7 @@ impl Simulation {
             ring,
             p.t,
             p.k,
+            p.max_corrupt,
             1000,
             graph_seed,
         )?;
@@ -292,6 +299,7 @@ impl Simulation {
             leave_after: BTreeMap::new(),
             crashed: BTreeSet::new(),
             hook: None,
+            floor: SiteFloor::none(),
             now,
             rng,
             in_flight: VecDeque::new(),
@@ -332,6 +340,11 @@ impl Simulation {
     /// further part.
     pub fn leave(&mut self, id: ParticipantId, phase: Phase) {
         self.leave_after.insert(id, phase);
+    }
+
+    /// Gives every client `floor` as its site floor.
+    pub fn set_floor(&mut self, floor: SiteFloor) {
+        self.floor = floor;
     }
 
     /// Every message in flight passes through `hook`, which returns what is
@@ -411,6 +424,7 @@ impl Simulation {
             me,
             self.identities[&me].clone(),
             &self.roster,
+            &self.floor,
             self.inputs[&me].clone(),
             self.now,
             &mut self.rng,
@@ -560,6 +574,7 @@ impl Simulation {
                 d.client,
                 identity,
                 &self.roster,
+                &self.floor,
                 input,
                 self.now,
                 &mut self.rng,

@@ -2,7 +2,8 @@
 //! one whole small round, with every party's secrets, every message in
 //! delivery order, and the released sum.
 //!
-//! Four clients, classic SecAgg (k = 3, t = 3), d = 4, b = 16; client 3
+//! Four clients, classic SecAgg (k = 3, t = 3, one colluder withstood, so a
+//! quorum of 3), d = 4, b = 16; client 3
 //! crashes after sending its shares, so the server removes its pairwise
 //! masks. Each client draws from its own ChaCha20Rng seeded with its id; the
 //! secrets it draws first (b, c, then the envelope key, SPEC.md §11.1 step 1)
@@ -31,7 +32,7 @@ use veil_crypto::shamir::SecretScalar;
 use veil_crypto::sign::IdentitySigningKey;
 
 use crate::messages::ServerMessage;
-use crate::{ClientSession, Roster, RoundConfig, ServerEvent, ServerSession};
+use crate::{ClientSession, Roster, RoundConfig, ServerEvent, ServerSession, SiteFloor};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConfigVector {
@@ -41,8 +42,11 @@ pub struct ConfigVector {
     pub ring_bits: u32,
     pub threshold: u32,
     pub degree: u32,
+    pub max_corrupt: u32,
     pub phase_timeout_ms: u32,
     pub graph_seed: String,
+    /// `SHA-256(label("veil/1 session-id") || the RoundConfig message)`.
+    pub session_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -88,6 +92,7 @@ pub fn vector_config() -> RoundConfig {
         RingBits::new(16).unwrap(),
         3,
         3,
+        1,
         1000,
         [0x67; 32],
     )
@@ -193,6 +198,7 @@ pub fn round_vector() -> RoundVector {
                         client,
                         identities[&client].clone(),
                         &roster,
+                        &SiteFloor::default(),
                         input,
                         time,
                         rngs.get_mut(&client).unwrap(),
@@ -211,8 +217,8 @@ pub fn round_vector() -> RoundVector {
     }
     let result = result.expect("the vector round completes");
     RoundVector {
-        description: "One round (SPEC.md §9-§11): 4 clients, k = 3, t = 3, d = 4, b = 16; \
-                      client 3 crashes after ShareKeys. Each client's secrets are b, c, e of \
+        description: "One round (SPEC.md §9-§11): 4 clients, k = 3, t = 3, c = 1 (quorum 3), \
+                      d = 4, b = 16; client 3 crashes after ShareKeys. Each client's secrets are b, c, e of \
                       §11.1 step 1; the transcript lists every message in delivery order."
             .into(),
         config: ConfigVector {
@@ -222,8 +228,10 @@ pub fn round_vector() -> RoundVector {
             ring_bits: config.ring.bits(),
             threshold: config.threshold,
             degree: config.degree,
+            max_corrupt: config.max_corrupt,
             phase_timeout_ms: config.phase_timeout_ms,
             graph_seed: hex::encode(config.graph_seed),
+            session_id: hex::encode(config.session_id()),
         },
         clients: clients_v,
         transcript,

@@ -23,6 +23,7 @@ fn params(n: usize, k: u32, t: u32) -> SimParams {
         bits: 16,
         seed: 11,
         sparse_ids: false,
+        max_corrupt: 0,
     }
 }
 

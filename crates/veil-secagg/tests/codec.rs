@@ -9,9 +9,9 @@ use veil_crypto::prg::RingBits;
 use veil_crypto::shamir::{Share, ShareCommitment};
 use veil_crypto::sign::Signature;
 use veil_secagg::messages::{
-    Abort, AdvertiseKeys, ClientMessage, ConsistencySignature, ConsistencySignatures, MaskedInput,
-    NeighbourKeys, SEALED_SHARES_LEN, ServerMessage, ShareKeys, ShareKind, SharesForYou,
-    SurvivorSet, UnmaskShare, UnmaskShares,
+    Abort, AdvertiseKeys, ClientMessage, ConsistencySignature, ConsistencySignatures, Decline,
+    DeclineReason, MaskedInput, NeighbourKeys, SEALED_SHARES_LEN, ServerMessage, ShareKeys,
+    ShareKind, SharesForYou, SurvivorSet, UnmaskShare, UnmaskShares,
 };
 use veil_secagg::{DecodeErrorKind, Error, RoundConfig};
 
@@ -38,6 +38,7 @@ fn config() -> RoundConfig {
         RingBits::new(12).unwrap(),
         3,
         2,
+        1,
         1000,
         [0x5e; 32],
     )
@@ -157,6 +158,17 @@ fn client_samples() -> Vec<(ClientMessage, Vec<u8>)> {
                 (&share_hex(3, "22"), "share: x = 3, y little-endian"),
             ]),
         ),
+        (
+            ClientMessage::Decline(Decline {
+                reason: DeclineReason::Colluders,
+            }),
+            fixture(&[
+                ("01", "version 1"),
+                ("0c", "type: Decline"),
+                ("0102030405060708", "round"),
+                ("04", "reason 4: withstands too few colluders"),
+            ]),
+        ),
     ]
     .into_iter()
     .inspect(|(_, bytes)| assert!(ClientMessage::decode(bytes, &c).is_ok()))
@@ -180,6 +192,7 @@ fn server_samples() -> Vec<(ServerMessage, Vec<u8>)> {
                 ("0c", "ring bits b = 12"),
                 ("00000003", "threshold t = 3"),
                 ("00000002", "degree k = 2"),
+                ("00000001", "colluders withstood c = 1"),
                 ("000003e8", "phase timeout 1000 ms"),
                 (&rep("5e", 32), "graph seed"),
                 ("00000005", "5 participants"),
@@ -242,7 +255,7 @@ fn server_samples() -> Vec<(ServerMessage, Vec<u8>)> {
                 ("01", "version 1"),
                 ("09", "type: ConsistencySignatures"),
                 ("0102030405060708", "round"),
-                ("00000001", "1 signature (cap k = 2)"),
+                ("00000001", "1 signature (cap n = 5: every survivor's)"),
                 ("00000004", "signer 4"),
                 (&rep("44", 64), "signature"),
             ]),

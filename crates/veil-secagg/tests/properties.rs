@@ -49,7 +49,7 @@ proptest! {
         crashes in proptest::collection::vec((any::<prop::sample::Index>(), 0_usize..5), 0..6),
         sparse_ids in any::<bool>(),
     ) {
-        let mut sim = Simulation::new(SimParams { n, k, t, d, bits, seed, sparse_ids });
+        let mut sim = Simulation::new(SimParams { n, k, t, d, bits, seed, sparse_ids, max_corrupt: 0 });
         let ids = sim.config.participants.clone();
         let mut crashed = std::collections::BTreeMap::new();
         for (who, phase) in &crashes {
@@ -109,6 +109,7 @@ fn no_crashes_always_complete_across_shapes() {
                 bits,
                 seed: n as u64,
                 sparse_ids: true,
+                max_corrupt: 0,
             });
             let inputs = sim.inputs.clone();
             let ring = sim.config.ring;

@@ -44,6 +44,21 @@ fn the_round_replays_from_the_file() {
     assert_eq!(v.config.round, config.round);
     let round = config.round;
     let ring = RingBits::new(v.config.ring_bits).unwrap();
+    // The session id is SHA-256 of the label and the RoundConfig message the
+    // server sent, recomputed here from the transcript's bytes alone.
+    let config_bytes = hex::decode(&v.transcript[0].message).unwrap();
+    assert_eq!(
+        ServerMessage::decode(&config_bytes, None).unwrap().1,
+        ServerMessage::RoundConfig(config.clone())
+    );
+    let label = b"veil/1 session-id";
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, [label.len() as u8]);
+    sha2::Digest::update(&mut h, label);
+    sha2::Digest::update(&mut h, &config_bytes);
+    let session: [u8; 32] = sha2::Digest::finalize(h).into();
+    assert_eq!(hex::encode(session), v.config.session_id);
+    assert_eq!(session, config.session_id());
     let clients: BTreeMap<u32, _> = v.clients.iter().map(|c| (c.id, c)).collect();
 
     // Every message decodes and re-encodes to the same bytes.
@@ -77,11 +92,11 @@ fn the_round_replays_from_the_file() {
         assert_eq!(keys.mask_key, mask.public_key());
         let identity =
             IdentityVerifyingKey::from_slice(&hex::decode(&c.identity_public).unwrap()).unwrap();
-        assert!(keys.verify(round, id, &identity));
+        assert!(keys.verify(&session, id, &identity));
         identity
             .verify(
                 SignatureDomain::ADVERTISE_KEYS,
-                &AdvertiseKeys::signed_message(round, id, &keys.encryption_key, &keys.mask_key),
+                &AdvertiseKeys::signed_message(&session, id, &keys.encryption_key, &keys.mask_key),
                 &keys.signature,
             )
             .unwrap();
@@ -156,7 +171,7 @@ fn the_round_replays_from_the_file() {
     // Phases 4-5: signatures over the survivor set; revealed shares rebuild
     // exactly the recorded secrets (b of survivors, c of the dropped client).
     let survivors = v.included.clone();
-    let message = survivor_set_message(round, &survivors);
+    let message = survivor_set_message(&session, &survivors);
     let mut by_owner: BTreeMap<(u32, u8), Vec<shamir::Share>> = BTreeMap::new();
     for &u in &survivors {
         let ClientMessage::ConsistencySignature(sig) = &sent[&u][3] else {

@@ -13,6 +13,7 @@ fn params(n: usize, k: u32, t: u32) -> SimParams {
         bits: 20,
         seed: 7,
         sparse_ids: false,
+        max_corrupt: 0,
     }
 }
 
@@ -47,6 +48,7 @@ fn classic_secagg_without_dropouts() {
 fn secagg_plus_without_dropouts() {
     let outcome = assert_correct(Simulation::new(SimParams {
         sparse_ids: true,
+        max_corrupt: 0,
         ..params(30, 6, 5)
     }));
     assert_eq!(outcome.result.unwrap().included.len(), 30);

@@ -11,7 +11,7 @@ use veil_crypto::sign::IdentitySigningKey;
 use veil_secagg::messages::{Abort, ServerMessage};
 use veil_secagg::{
     ClientEvent, ClientSession, Error, Phase, Roster, RoundConfig, ServerEvent, ServerSession,
-    Violation,
+    SiteFloor, Violation,
 };
 
 fn setup() -> (RoundConfig, Roster, Vec<IdentitySigningKey>, ChaCha20Rng) {
@@ -23,6 +23,7 @@ fn setup() -> (RoundConfig, Roster, Vec<IdentitySigningKey>, ChaCha20Rng) {
         RingBits::new(8).unwrap(),
         2,
         2,
+        0,
         500,
         [1; 32],
     )
@@ -46,6 +47,7 @@ fn a_client_times_out_and_stays_failed() {
         0,
         keys[0].clone(),
         &roster,
+        &SiteFloor::none(),
         vec![1; 4],
         now,
         &mut rng,
@@ -84,6 +86,7 @@ fn a_client_told_to_abort_stops() {
         1,
         keys[1].clone(),
         &roster,
+        &SiteFloor::none(),
         vec![1; 4],
         now,
         &mut rng,
@@ -112,6 +115,7 @@ fn garbage_from_the_server_fails_the_client() {
         2,
         keys[2].clone(),
         &roster,
+        &SiteFloor::none(),
         vec![1; 4],
         now,
         &mut rng,
@@ -129,7 +133,16 @@ fn bad_local_input_is_refused_before_anything_is_sent() {
     let (config, roster, keys, mut rng) = setup();
     let now = Instant::now();
     let new = |me: u32, key: &IdentitySigningKey, input: Vec<u64>, rng: &mut ChaCha20Rng| {
-        ClientSession::new(config.clone(), me, key.clone(), &roster, input, now, rng)
+        ClientSession::new(
+            config.clone(),
+            me,
+            key.clone(),
+            &roster,
+            &SiteFloor::none(),
+            input,
+            now,
+            rng,
+        )
     };
     assert!(matches!(
         new(0, &keys[0], vec![1; 3], &mut rng),
@@ -208,6 +221,7 @@ fn a_silent_round_times_out_on_the_server() {
 
 /// Keys for `id`, validly signed: `(encryption, mask)` given as raw bytes.
 fn advertise(
+    session: &veil_secagg::SessionId,
     key: &IdentitySigningKey,
     id: u32,
     encryption: [u8; 32],
@@ -224,7 +238,7 @@ fn advertise(
         mask_key: m,
         signature: key.sign(
             SignatureDomain::ADVERTISE_KEYS,
-            &veil_secagg::messages::AdvertiseKeys::signed_message(9, id, &e, &m),
+            &veil_secagg::messages::AdvertiseKeys::signed_message(session, id, &e, &m),
         ),
     }
 }
@@ -238,12 +252,12 @@ fn the_server_refuses_a_key_used_twice() {
     use veil_secagg::messages::ClientMessage;
     let (config, roster, keys, mut rng) = setup();
     let now = Instant::now();
-    let mut s = ServerSession::new(config, &roster, now).unwrap();
-    let a = advertise(&keys[0], 0, [5; 32], [6; 32]);
+    let mut s = ServerSession::new(config.clone(), &roster, now).unwrap();
+    let a = advertise(&config.session_id(), &keys[0], 0, [5; 32], [6; 32]);
     s.handle_message(0, &encode(ClientMessage::AdvertiseKeys(a)), now, &mut rng)
         .unwrap();
     // Client 1 signs client 0's encryption key as its own.
-    let b = advertise(&keys[1], 1, [5; 32], [7; 32]);
+    let b = advertise(&config.session_id(), &keys[1], 1, [5; 32], [7; 32]);
     let err = s
         .handle_message(1, &encode(ClientMessage::AdvertiseKeys(b)), now, &mut rng)
         .unwrap_err();
@@ -255,7 +269,7 @@ fn the_server_refuses_a_key_used_twice() {
         }
     ));
     // Client 2 uses one key for both purposes.
-    let c = advertise(&keys[2], 2, [8; 32], [8; 32]);
+    let c = advertise(&config.session_id(), &keys[2], 2, [8; 32], [8; 32]);
     let err = s
         .handle_message(2, &encode(ClientMessage::AdvertiseKeys(c)), now, &mut rng)
         .unwrap_err();
@@ -279,6 +293,7 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
             0,
             keys[0].clone(),
             &roster,
+            &SiteFloor::none(),
             vec![1; 4],
             now,
             rng,
@@ -289,8 +304,14 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
     let mut c = start(&mut rng);
     let same = ServerMessage::NeighbourKeys(NeighbourKeys {
         entries: vec![
-            (1, advertise(&keys[1], 1, [11; 32], [13; 32])),
-            (2, advertise(&keys[2], 2, [12; 32], [13; 32])),
+            (
+                1,
+                advertise(&config.session_id(), &keys[1], 1, [11; 32], [13; 32]),
+            ),
+            (
+                2,
+                advertise(&config.session_id(), &keys[2], 2, [12; 32], [13; 32]),
+            ),
         ],
     });
     let err = c
@@ -319,7 +340,16 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
             mine.mask_key
         };
         let reflection = ServerMessage::NeighbourKeys(NeighbourKeys {
-            entries: vec![(1, advertise(&keys[1], 1, [11; 32], reflected.to_bytes()))],
+            entries: vec![(
+                1,
+                advertise(
+                    &config.session_id(),
+                    &keys[1],
+                    1,
+                    [11; 32],
+                    reflected.to_bytes(),
+                ),
+            )],
         });
         let err = c
             .handle_message(&reflection.encode(9), now, &mut rng)
@@ -339,8 +369,14 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
     let mut c = start(&mut rng);
     let stranger = ServerMessage::NeighbourKeys(NeighbourKeys {
         entries: vec![
-            (1, advertise(&keys[1], 1, [11; 32], [13; 32])),
-            (7, advertise(&keys[2], 7, [12; 32], [14; 32])),
+            (
+                1,
+                advertise(&config.session_id(), &keys[1], 1, [11; 32], [13; 32]),
+            ),
+            (
+                7,
+                advertise(&config.session_id(), &keys[2], 7, [12; 32], [14; 32]),
+            ),
         ],
     });
     let err = c

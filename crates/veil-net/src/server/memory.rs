@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 use veil_crypto::ParticipantId;
 use veil_crypto::sign::IdentitySigningKey;
-use veil_secagg::{ClientSession, RoundResult, ServerEvent};
+use veil_secagg::{ClientSession, RoundResult, ServerEvent, SiteFloor};
 
 use super::{Coordinator, Flight, RoundPlan, ServerModel, ServerSummary};
 use crate::client::{UpdateSource, client_input};
@@ -115,6 +115,10 @@ impl Coordinator {
                     client.id,
                     client.identity.clone(),
                     &self.roster,
+                    // The in-memory clients are the coordinator's own
+                    // simulation of the sites: their floor is the config
+                    // it chose.
+                    &SiteFloor::none(),
                     contribution.input,
                     now,
                     &mut self.rng,

@@ -1,11 +1,11 @@
 //! Phase 1 (SPEC.md §10.6): `AdvertiseKeys` and `NeighbourKeys`.
 
+use veil_crypto::ParticipantId;
 use veil_crypto::agreement::AgreementPublicKey;
 use veil_crypto::sign::{IdentityVerifyingKey, Signature, SignatureDomain};
-use veil_crypto::{ParticipantId, RoundId};
 
 use crate::codec::{Reader, put_count, strictly_increasing};
-use crate::config::RoundConfig;
+use crate::config::{RoundConfig, SessionId};
 use crate::error::{DecodeErrorKind, Result};
 
 /// A client's two X25519 public keys, signed with its identity key.
@@ -24,40 +24,42 @@ pub struct AdvertiseKeys {
 const ADVERTISE_LEN: usize = 32 + 32 + 64;
 
 impl AdvertiseKeys {
-    /// What a client signs: `u64 round || u32 id || encryption_key || mask_key`.
+    /// What a client signs: `session_id[32] || u32 id || encryption_key ||
+    /// mask_key`, where the session id hashes the whole round config
+    /// (SPEC.md §9.1, §10.6).
     #[must_use]
     pub fn signed_message(
-        round: RoundId,
+        session: &SessionId,
         id: ParticipantId,
         encryption_key: &AgreementPublicKey,
         mask_key: &AgreementPublicKey,
     ) -> Vec<u8> {
-        let mut m = Vec::with_capacity(76);
-        m.extend_from_slice(&round.to_be_bytes());
+        let mut m = Vec::with_capacity(100);
+        m.extend_from_slice(session);
         m.extend_from_slice(&id.to_be_bytes());
         m.extend_from_slice(&encryption_key.to_bytes());
         m.extend_from_slice(&mask_key.to_bytes());
         m
     }
 
-    /// What `id` signed for `round`, were these its keys.
+    /// What `id` signed in the session `session`, were these its keys.
     #[must_use]
-    pub fn signed_message_for(&self, round: RoundId, id: ParticipantId) -> Vec<u8> {
-        Self::signed_message(round, id, &self.encryption_key, &self.mask_key)
+    pub fn signed_message_for(&self, session: &SessionId, id: ParticipantId) -> Vec<u8> {
+        Self::signed_message(session, id, &self.encryption_key, &self.mask_key)
     }
 
-    /// Whether the signature is `id`'s, for `round`.
+    /// Whether the signature is `id`'s, in the session `session`.
     #[must_use]
     pub fn verify(
         &self,
-        round: RoundId,
+        session: &SessionId,
         id: ParticipantId,
         identity: &IdentityVerifyingKey,
     ) -> bool {
         identity
             .verify(
                 SignatureDomain::ADVERTISE_KEYS,
-                &self.signed_message_for(round, id),
+                &self.signed_message_for(session, id),
                 &self.signature,
             )
             .is_ok()

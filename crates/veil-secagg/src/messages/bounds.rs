@@ -18,13 +18,13 @@ const COMMITMENT: u64 = ID + 32 + 32;
 /// An UnmaskShares entry: id, kind, 36-byte share.
 const UNMASK_ENTRY: u64 = ID + 1 + 36;
 /// The fixed part of a RoundConfig body: dimension, ring bits, threshold,
-/// degree, timeout, graph seed.
-const CONFIG_FIXED: u64 = 4 + 1 + 4 + 4 + 4 + 32;
+/// degree, colluders, timeout, graph seed.
+const CONFIG_FIXED: u64 = 4 + 1 + 4 + 4 + 4 + 4 + 32;
 
 /// The largest RoundConfig any config can produce (65,534 participants):
 /// the cap for a client's first message, before it knows the round.
 pub const MAX_ROUND_CONFIG_LEN: usize =
-    HEADER_LEN + 4 + 1 + 4 + 4 + 4 + 32 + 4 + 4 * MAX_PARTICIPANTS;
+    HEADER_LEN + 4 + 1 + 4 + 4 + 4 + 4 + 32 + 4 + 4 * MAX_PARTICIPANTS;
 
 fn header() -> u64 {
     HEADER_LEN as u64
@@ -53,6 +53,7 @@ pub fn max_client_message_len(config: &RoundConfig) -> usize {
         .saturating_add(k.saturating_mul(ID))
         .saturating_add(packed);
     let signature = h.saturating_add(64);
+    let decline = h.saturating_add(1);
     let unmask = h
         .saturating_add(COUNT)
         .saturating_add(k.saturating_add(1).saturating_mul(UNMASK_ENTRY));
@@ -61,6 +62,7 @@ pub fn max_client_message_len(config: &RoundConfig) -> usize {
             .max(share_keys)
             .max(masked)
             .max(signature)
+            .max(decline)
             .max(unmask),
     )
 }
@@ -83,9 +85,10 @@ pub fn max_server_message_len(config: &RoundConfig) -> usize {
         .saturating_add(COUNT)
         .saturating_add(k.saturating_mul(ID.saturating_add(sealed)));
     let survivors = h.saturating_add(COUNT).saturating_add(n.saturating_mul(ID));
+    // Every survivor's signature, not only the neighbours' (SPEC.md §11.1.5).
     let signatures = h
         .saturating_add(COUNT)
-        .saturating_add(k.saturating_mul(ID.saturating_add(64)));
+        .saturating_add(n.saturating_mul(ID.saturating_add(64)));
     let abort = h.saturating_add(1);
     saturate(
         round_config

@@ -1,18 +1,19 @@
 //! Phase 4 (SPEC.md §10.9): `SurvivorSet`, `ConsistencySignature`,
 //! `ConsistencySignatures`.
 
+use veil_crypto::ParticipantId;
 use veil_crypto::sign::Signature;
-use veil_crypto::{ParticipantId, RoundId};
 
 use crate::codec::{Reader, put_count, put_ids, strictly_increasing};
-use crate::config::RoundConfig;
+use crate::config::{RoundConfig, SessionId};
 use crate::error::{DecodeErrorKind, Result};
 
-/// What a survivor signs: `u64 round || u32 count || ids`.
+/// What a survivor signs: `session_id[32] || u32 count || ids`, the whole
+/// survivor set under the session id of the round (SPEC.md §10.9).
 #[must_use]
-pub fn survivor_set_message(round: RoundId, survivors: &[ParticipantId]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(survivors.len().saturating_mul(4).saturating_add(12));
-    m.extend_from_slice(&round.to_be_bytes());
+pub fn survivor_set_message(session: &SessionId, survivors: &[ParticipantId]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(survivors.len().saturating_mul(4).saturating_add(36));
+    m.extend_from_slice(session);
     put_ids(&mut m, survivors);
     m
 }
@@ -72,7 +73,7 @@ impl ConsistencySignatures {
     }
 
     pub(crate) fn decode_body(r: &mut Reader<'_>, config: &RoundConfig) -> Result<Self> {
-        let count = r.count("entries", config.k(), 4 + 64)?;
+        let count = r.count("entries", config.n(), 4 + 64)?;
         let mut entries = Vec::with_capacity(count);
         for _ in 0..count {
             let id = r.u32("entries.id")?;

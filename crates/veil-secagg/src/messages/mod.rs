@@ -10,8 +10,9 @@ mod abort;
 mod advertise;
 mod bounds;
 mod consistency;
+mod decline;
 mod masked_input;
-mod round_config;
+pub(crate) mod round_config;
 mod share_keys;
 mod unmask;
 
@@ -21,6 +22,7 @@ pub use bounds::{MAX_ROUND_CONFIG_LEN, max_client_message_len, max_server_messag
 pub use consistency::{
     ConsistencySignature, ConsistencySignatures, SurvivorSet, survivor_set_message,
 };
+pub use decline::{Decline, DeclineReason};
 pub use masked_input::MaskedInput;
 pub use share_keys::{
     SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
@@ -65,6 +67,8 @@ pub enum MessageType {
     UnmaskShares = 10,
     /// Server to client: the round is over for this client.
     Abort = 11,
+    /// Client to server, instead of phase 1: the client refuses the round.
+    Decline = 12,
 }
 
 impl MessageType {
@@ -91,6 +95,7 @@ impl MessageType {
             9 => Self::ConsistencySignatures,
             10 => Self::UnmaskShares,
             11 => Self::Abort,
+            12 => Self::Decline,
             _ => return None,
         })
     }
@@ -129,6 +134,8 @@ pub enum ClientMessage {
     ConsistencySignature(ConsistencySignature),
     /// Phase 5.
     UnmaskShares(UnmaskShares),
+    /// Instead of phase 1: the client refuses the round.
+    Decline(Decline),
 }
 
 impl ClientMessage {
@@ -141,6 +148,7 @@ impl ClientMessage {
             Self::MaskedInput(_) => MessageType::MaskedInput,
             Self::ConsistencySignature(_) => MessageType::ConsistencySignature,
             Self::UnmaskShares(_) => MessageType::UnmaskShares,
+            Self::Decline(_) => MessageType::Decline,
         }
     }
 
@@ -164,6 +172,7 @@ impl ClientMessage {
             Self::MaskedInput(m) => m.encode_body(&mut out),
             Self::ConsistencySignature(m) => m.encode_body(&mut out),
             Self::UnmaskShares(m) => m.encode_body(&mut out),
+            Self::Decline(m) => m.encode_body(&mut out),
         }
         out
     }
@@ -187,6 +196,7 @@ impl ClientMessage {
             MessageType::UnmaskShares => {
                 Self::UnmaskShares(UnmaskShares::decode_body(&mut r, config)?)
             }
+            MessageType::Decline => Self::Decline(Decline::decode_body(&mut r)?),
             _ => return Err(r.err("type", DecodeErrorKind::UnknownTag(ty as u8))),
         };
         r.finish()?;
