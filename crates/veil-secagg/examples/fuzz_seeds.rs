@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use veil_secagg::fuzzing::session_params;
+use veil_secagg::messages::{ClientMessage, Decline, DeclineReason};
 use veil_secagg::sim::Simulation;
 
 fn main() -> std::io::Result<()> {
@@ -34,6 +35,13 @@ fn main() -> std::io::Result<()> {
             rest = &tail[len..];
         }
     }
-    println!("wrote 2 transcripts and {count} messages under fuzz/seeds/");
+    // A Decline, which an honest round does not carry (fuzz_decode's config
+    // is round 7).
+    let decline = ClientMessage::Decline(Decline {
+        reason: DeclineReason::Colluders,
+    })
+    .encode(7);
+    std::fs::write(dir.join("decline"), decline)?;
+    println!("wrote 2 transcripts, {count} messages and a Decline under fuzz/seeds/");
     Ok(())
 }

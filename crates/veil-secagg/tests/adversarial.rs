@@ -741,3 +741,45 @@ fn a_badly_signed_advertisement_costs_only_the_sender() {
         violation_of(e) == Some(&Violation::BadKeySignature(2))
     });
 }
+
+#[test]
+fn a_decline_costs_only_the_decliner_and_names_its_reason() {
+    use veil_secagg::messages::{Decline, DeclineReason};
+    let mut sim = Simulation::new(params(6, 5, 4));
+    let round = sim.config.round;
+    // Client 2 declines instead of advertising its keys.
+    tamper(&mut sim, 2, 2, move |_| {
+        vec![
+            ClientMessage::Decline(Decline {
+                reason: DeclineReason::Threshold,
+            })
+            .encode(round),
+        ]
+    });
+    costs_only_the_sender(sim, 2, |e| {
+        matches!(
+            e,
+            Error::Declined {
+                participant: 2,
+                reason: DeclineReason::Threshold,
+                ..
+            }
+        )
+    });
+}
+
+#[test]
+fn a_decline_with_an_unknown_reason_costs_only_the_sender() {
+    use veil_secagg::messages::{Decline, DeclineReason};
+    let mut sim = Simulation::new(params(6, 5, 4));
+    let round = sim.config.round;
+    tamper(&mut sim, 3, 2, move |_| {
+        let mut bytes = ClientMessage::Decline(Decline {
+            reason: DeclineReason::Other,
+        })
+        .encode(round);
+        *bytes.last_mut().unwrap() = 0xff;
+        vec![bytes]
+    });
+    costs_only_the_sender(sim, 3, |e| matches!(e, Error::Decode { .. }));
+}
