@@ -105,6 +105,9 @@ pub(crate) struct Measured {
     pub(crate) server_public_key_ms: f64,
     /// Bytes a client sent, averaged over all clients.
     pub(crate) bytes_per_client: f64,
+    /// Bytes a client received, averaged over all clients.
+    #[serde(default)]
+    pub(crate) bytes_down_per_client: f64,
     /// Peak resident memory of this process.
     pub(crate) peak_rss_bytes: u64,
     /// Clients in the sum.
@@ -203,6 +206,7 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
     };
     let floor = Floor::measure(k, d as usize, ring, &graph, arrived, gone)?;
     let sent: usize = outcome.costs.sent_by.values().sum();
+    let received: usize = outcome.costs.received_by.values().sum();
     Ok(Measured {
         round_s: work.as_secs_f64(),
         latency_s: outcome.costs.critical_path().as_secs_f64(),
@@ -213,6 +217,7 @@ pub(crate) fn in_memory(shape: Shape) -> anyhow::Result<Measured> {
         client_public_key_ms: ms(floor.client_public_key),
         server_public_key_ms: ms(floor.server_public_key),
         bytes_per_client: sent as f64 / n as f64,
+        bytes_down_per_client: received as f64 / n as f64,
         peak_rss_bytes: peak_rss(),
         included: result.included.len(),
         correct: result.sum == expected && result.included.len() == arrived,

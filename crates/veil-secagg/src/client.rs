@@ -127,9 +127,9 @@ pub struct ClientSession {
     my_index: ShareIndex,
     /// `N(me)`, increasing.
     neighbours: Vec<ParticipantId>,
-    /// Identity keys of every participant, from the deployment roster: the
-    /// neighbours sign their keys, and every survivor signs the survivor set.
-    identities: BTreeMap<ParticipantId, IdentityVerifyingKey>,
+    /// The deployment roster (shared, not copied): the neighbours sign
+    /// their keys, and every survivor signs the survivor set.
+    identities: Roster,
     identity: IdentitySigningKey,
     state: State,
     transmit: VecDeque<Vec<u8>>,
@@ -200,13 +200,12 @@ impl ClientSession {
             return Err(Error::InvalidInput("input element not below 2^b"));
         }
         let neighbours = config.graph().neighbours(me);
-        let mut identities = BTreeMap::new();
-        for &v in &config.participants {
-            let key = roster.get(v).ok_or(Error::InvalidConfig(
+        if !roster.covers(&config) {
+            return Err(Error::InvalidConfig(
                 "the roster lacks a participant's identity key",
-            ))?;
-            identities.insert(v, *key);
+            ));
         }
+        let identities = roster.clone();
         let session = config.session_id();
         let my_index = ShareIndex::for_participant(me)?;
 
@@ -472,7 +471,7 @@ impl ClientSession {
         for (v, keys) in &m.entries {
             let identity = self
                 .identities
-                .get(v)
+                .get(*v)
                 .filter(|_| self.neighbours.binary_search(v).is_ok())
                 .ok_or_else(|| self.server_violation(Violation::NotANeighbour(*v)))?;
             signed.push((
@@ -717,7 +716,7 @@ impl ClientSession {
             if *v == self.me {
                 continue;
             }
-            let Some(identity) = self.identities.get(v) else {
+            let Some(identity) = self.identities.get(*v) else {
                 return Err(self.server_violation(Violation::UnknownParticipant(*v)));
             };
             if s.survivors.binary_search(v).is_err() {

@@ -1,6 +1,7 @@
 //! The round configuration and the deployment roster (SPEC.md §9.1).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use veil_crypto::prg::RingBits;
 use veil_crypto::sign::IdentityVerifyingKey;
@@ -245,9 +246,12 @@ impl RoundConfig {
 /// Both the server and every client hold the roster from the deployment,
 /// not from the round: a client checks its neighbours' signatures against
 /// it, so the server cannot introduce keys of its own.
+///
+/// Cloning is cheap (the map is shared until one clone changes it): every
+/// client session keeps the roster, to check any survivor's signature.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Roster {
-    keys: BTreeMap<ParticipantId, IdentityVerifyingKey>,
+    keys: Arc<BTreeMap<ParticipantId, IdentityVerifyingKey>>,
 }
 
 impl Roster {
@@ -259,7 +263,7 @@ impl Roster {
 
     /// Adds or replaces `id`'s identity key.
     pub fn insert(&mut self, id: ParticipantId, key: IdentityVerifyingKey) {
-        self.keys.insert(id, key);
+        Arc::make_mut(&mut self.keys).insert(id, key);
     }
 
     /// `id`'s identity key.

@@ -765,10 +765,16 @@ impl ServerSession {
                 needed: quorum,
             });
         }
-        // Every signer receives every signature (its own included): one
-        // message for all.
+        // A quorum's signatures, the first Q signers in id order, are all a
+        // client needs (with its own, if it is not among them, it counts Q +
+        // 1): one message for every signer, of Q entries rather than all.
         let message = ServerMessage::ConsistencySignatures(ConsistencySignatures {
-            entries: s.received.iter().map(|(v, sig)| (*v, *sig)).collect(),
+            entries: s
+                .received
+                .iter()
+                .take(quorum)
+                .map(|(v, sig)| (*v, *sig))
+                .collect(),
         });
         for &u in s.received.keys() {
             self.send(u, &message);
