@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use veil_crypto::ParticipantId;
 use veil_crypto::prg::RingBits;
 use veil_dp::ledger::{DistributedNoise, Ledger, RoundSpend};
-use veil_secagg::messages::max_client_message_len;
+use veil_secagg::messages::{max_client_message_len, peek_header};
 use veil_secagg::{Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
 mod blocking;
@@ -1063,7 +1063,7 @@ impl Coordinator {
                 }
                 // A late message of an earlier round is stale, not hostile.
                 if kind == FrameKind::SecAgg
-                    && message_round(&bytes).is_some_and(|r| r < flight.task.round)
+                    && peek_header(&bytes).is_some_and(|(_, r)| r < flight.task.round)
                 {
                     debug!(participant = id, "stale message ignored");
                     return;
@@ -1211,14 +1211,6 @@ impl Coordinator {
         self.server_model.released(&report, &self.model);
         Ok(())
     }
-}
-
-/// The round id in a protocol message's header (SPEC §10.1), unchecked.
-fn message_round(bytes: &[u8]) -> Option<u64> {
-    bytes
-        .get(2..10)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
 }
 
 fn millis(d: Duration) -> u64 {

@@ -206,7 +206,7 @@ impl ClientSession {
             ));
         }
         let identities = roster.clone();
-        let session = config.session_id();
+        let session = crate::messages::session_id(&config);
         let my_index = ShareIndex::for_participant(me)?;
 
         let secrets = Secrets {

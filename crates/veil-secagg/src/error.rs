@@ -9,8 +9,8 @@
 
 use veil_crypto::{ParticipantId, RoundId};
 
-use crate::messages::{DeclineReason, MessageType};
 use crate::phase::Phase;
+use crate::tags::{DeclineReason, FloorRefusal, MessageType};
 
 /// A `Result` whose error is [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
@@ -210,7 +210,7 @@ pub enum Error {
 
     /// This client's site floor refuses the round (SPEC.md §9.5).
     #[error("{0}")]
-    BelowFloor(crate::site_floor::FloorRefusal),
+    BelowFloor(FloorRefusal),
 
     /// A state the code believes unreachable; reported, never panicked on.
     #[error("internal error: {0}")]

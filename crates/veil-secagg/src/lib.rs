@@ -46,6 +46,7 @@ mod server;
 #[cfg(feature = "test-util")]
 pub mod sim;
 pub mod site_floor;
+mod tags;
 #[cfg(feature = "test-util")]
 #[doc(hidden)]
 pub mod test_vectors;
@@ -57,4 +58,5 @@ pub use config::{
 pub use error::{DecodeErrorKind, Error, Result, Violation};
 pub use phase::Phase;
 pub use server::{RoundResult, ServerEvent, ServerSession};
-pub use site_floor::{FloorRefusal, SiteFloor};
+pub use site_floor::SiteFloor;
+pub use tags::FloorRefusal;

@@ -187,7 +187,7 @@ impl ServerSession {
         let deadline = now.checked_add(config.phase_timeout());
         Ok(Self {
             graph: config.graph(),
-            session: config.session_id(),
+            session: crate::messages::session_id(&config),
             config,
             identities,
             state: State::CollectKeys(CollectKeys {

@@ -108,14 +108,7 @@ fn next_op(script: &[u8]) -> Option<(u8, u8, &[u8], &[u8])> {
 /// The protocol phase whose message `bytes` is, from its type tag.
 #[must_use]
 pub fn phase_of(bytes: &[u8]) -> Option<Phase> {
-    Some(match bytes.get(1)? {
-        1 | 2 => Phase::AdvertiseKeys,
-        3 | 4 => Phase::ShareKeys,
-        5 | 6 => Phase::MaskedInput,
-        7 | 8 => Phase::ConsistencyCheck,
-        9 | 10 => Phase::Unmask,
-        _ => return None,
-    })
+    crate::messages::peek_header(bytes)?.0.phase()
 }
 
 type Hook = Box<dyn FnMut(Delivery, &mut ChaCha20Rng) -> Vec<Delivery>>;

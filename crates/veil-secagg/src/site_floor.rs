@@ -5,12 +5,8 @@
 //! threshold of two in a hundred, a one-bit ring, a day-long deadline, or a
 //! round that claims to withstand no colluders at all).
 
-use core::fmt;
-
-use veil_crypto::RoundId;
-
 use crate::config::{MAX_PHASE_TIMEOUT_MS, RoundConfig};
-use crate::messages::DeclineReason;
+use crate::tags::{DeclineReason, FloorRefusal};
 
 /// The weakest round a site takes part in. [`SiteFloor::default`] is what a
 /// client uses unless its operator says otherwise.
@@ -45,42 +41,6 @@ impl Default for SiteFloor {
             min_ring_bits: 8,
             max_phase_timeout_ms: 600_000,
         }
-    }
-}
-
-/// Why a [`SiteFloor`] refused a round config: the field, what the round
-/// offered and what the floor requires.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FloorRefusal {
-    /// The round refused.
-    pub round: RoundId,
-    /// The floor's field that refused it.
-    pub reason: DeclineReason,
-    /// The round's value.
-    pub offered: u64,
-    /// The floor's bound (a minimum; a maximum for the phase timeout).
-    pub required: u64,
-}
-
-impl fmt::Display for FloorRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (what, bound) = match self.reason {
-            DeclineReason::Participants => ("participants", "at least"),
-            DeclineReason::Threshold => ("threshold t", "at least"),
-            DeclineReason::Degree => ("degree k", "at least"),
-            DeclineReason::Colluders => ("colluders withstood (max_corrupt)", "at least"),
-            DeclineReason::RingBits => ("ring bits", "at least"),
-            DeclineReason::PhaseTimeout => ("phase timeout (ms)", "at most"),
-            _ => ("value", "within"),
-        };
-        write!(
-            f,
-            "round {}: {what} {} is outside this site's floor: {} must be {bound} {}",
-            self.round,
-            self.offered,
-            self.reason.field(),
-            self.required
-        )
     }
 }
 

@@ -146,7 +146,8 @@ pub fn round_vector() -> RoundVector {
         }
         for (&id, c) in &mut clients {
             while let Some(bytes) = c.poll_transmit() {
-                if crashes.get(&id).is_some_and(|tag| bytes[1] >= *tag) || crashed.contains(&id) {
+                let tag = crate::messages::peek_header(&bytes).map(|(ty, _)| ty as u8);
+                if crashes.get(&id).is_some_and(|at| tag >= Some(*at)) || crashed.contains(&id) {
                     crashed.insert(id);
                     continue;
                 }
@@ -231,7 +232,7 @@ pub fn round_vector() -> RoundVector {
             max_corrupt: config.max_corrupt,
             phase_timeout_ms: config.phase_timeout_ms,
             graph_seed: hex::encode(config.graph_seed),
-            session_id: hex::encode(config.session_id()),
+            session_id: hex::encode(crate::messages::session_id(&config)),
         },
         clients: clients_v,
         transcript,

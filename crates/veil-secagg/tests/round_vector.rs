@@ -58,7 +58,7 @@ fn the_round_replays_from_the_file() {
     sha2::Digest::update(&mut h, &config_bytes);
     let session: [u8; 32] = sha2::Digest::finalize(h).into();
     assert_eq!(hex::encode(session), v.config.session_id);
-    assert_eq!(session, config.session_id());
+    assert_eq!(session, veil_secagg::messages::session_id(&config));
     let clients: BTreeMap<u32, _> = v.clients.iter().map(|c| (c.id, c)).collect();
 
     // Every message decodes and re-encodes to the same bytes.

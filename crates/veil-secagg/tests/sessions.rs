@@ -253,11 +253,23 @@ fn the_server_refuses_a_key_used_twice() {
     let (config, roster, keys, mut rng) = setup();
     let now = Instant::now();
     let mut s = ServerSession::new(config.clone(), &roster, now).unwrap();
-    let a = advertise(&config.session_id(), &keys[0], 0, [5; 32], [6; 32]);
+    let a = advertise(
+        &veil_secagg::messages::session_id(&config),
+        &keys[0],
+        0,
+        [5; 32],
+        [6; 32],
+    );
     s.handle_message(0, &encode(ClientMessage::AdvertiseKeys(a)), now, &mut rng)
         .unwrap();
     // Client 1 signs client 0's encryption key as its own.
-    let b = advertise(&config.session_id(), &keys[1], 1, [5; 32], [7; 32]);
+    let b = advertise(
+        &veil_secagg::messages::session_id(&config),
+        &keys[1],
+        1,
+        [5; 32],
+        [7; 32],
+    );
     let err = s
         .handle_message(1, &encode(ClientMessage::AdvertiseKeys(b)), now, &mut rng)
         .unwrap_err();
@@ -269,7 +281,13 @@ fn the_server_refuses_a_key_used_twice() {
         }
     ));
     // Client 2 uses one key for both purposes.
-    let c = advertise(&config.session_id(), &keys[2], 2, [8; 32], [8; 32]);
+    let c = advertise(
+        &veil_secagg::messages::session_id(&config),
+        &keys[2],
+        2,
+        [8; 32],
+        [8; 32],
+    );
     let err = s
         .handle_message(2, &encode(ClientMessage::AdvertiseKeys(c)), now, &mut rng)
         .unwrap_err();
@@ -306,11 +324,23 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
         entries: vec![
             (
                 1,
-                advertise(&config.session_id(), &keys[1], 1, [11; 32], [13; 32]),
+                advertise(
+                    &veil_secagg::messages::session_id(&config),
+                    &keys[1],
+                    1,
+                    [11; 32],
+                    [13; 32],
+                ),
             ),
             (
                 2,
-                advertise(&config.session_id(), &keys[2], 2, [12; 32], [13; 32]),
+                advertise(
+                    &veil_secagg::messages::session_id(&config),
+                    &keys[2],
+                    2,
+                    [12; 32],
+                    [13; 32],
+                ),
             ),
         ],
     });
@@ -343,7 +373,7 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
             entries: vec![(
                 1,
                 advertise(
-                    &config.session_id(),
+                    &veil_secagg::messages::session_id(&config),
                     &keys[1],
                     1,
                     [11; 32],
@@ -371,11 +401,23 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
         entries: vec![
             (
                 1,
-                advertise(&config.session_id(), &keys[1], 1, [11; 32], [13; 32]),
+                advertise(
+                    &veil_secagg::messages::session_id(&config),
+                    &keys[1],
+                    1,
+                    [11; 32],
+                    [13; 32],
+                ),
             ),
             (
                 7,
-                advertise(&config.session_id(), &keys[2], 7, [12; 32], [14; 32]),
+                advertise(
+                    &veil_secagg::messages::session_id(&config),
+                    &keys[2],
+                    7,
+                    [12; 32],
+                    [14; 32],
+                ),
             ),
         ],
     });

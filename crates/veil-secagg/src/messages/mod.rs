@@ -12,18 +12,20 @@ mod bounds;
 mod consistency;
 mod decline;
 mod masked_input;
-pub(crate) mod round_config;
+mod round_config;
 mod share_keys;
 mod unmask;
 
+pub use crate::tags::DeclineReason;
 pub use abort::Abort;
 pub use advertise::{AdvertiseKeys, NeighbourKeys};
 pub use bounds::{MAX_ROUND_CONFIG_LEN, max_client_message_len, max_server_message_len};
 pub use consistency::{
     ConsistencySignature, ConsistencySignatures, SurvivorSet, survivor_set_message,
 };
-pub use decline::{Decline, DeclineReason};
+pub use decline::Decline;
 pub use masked_input::MaskedInput;
+pub use round_config::session_id;
 pub use share_keys::{
     SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
 };
@@ -35,71 +37,7 @@ use crate::codec::Reader;
 use crate::config::RoundConfig;
 use crate::error::{DecodeErrorKind, Result};
 
-/// The protocol version byte at the start of every message.
-pub const PROTOCOL_VERSION: u8 = 1;
-
-/// The length of the header: version, type, round.
-pub const HEADER_LEN: usize = 10;
-
-/// The type tag of a message (SPEC.md §10.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MessageType {
-    /// Server to client: the round's parameters.
-    RoundConfig = 1,
-    /// Client to server, phase 1.
-    AdvertiseKeys = 2,
-    /// Server to client: the neighbours' advertised keys.
-    NeighbourKeys = 3,
-    /// Client to server, phase 2.
-    ShareKeys = 4,
-    /// Server to client: the share envelopes sealed for this client.
-    SharesForYou = 5,
-    /// Client to server, phase 3.
-    MaskedInput = 6,
-    /// Server to client: the survivor set to sign.
-    SurvivorSet = 7,
-    /// Client to server, phase 4.
-    ConsistencySignature = 8,
-    /// Server to client: the neighbours' signatures over the survivor set.
-    ConsistencySignatures = 9,
-    /// Client to server, phase 5.
-    UnmaskShares = 10,
-    /// Server to client: the round is over for this client.
-    Abort = 11,
-    /// Client to server, instead of phase 1: the client refuses the round.
-    Decline = 12,
-}
-
-impl MessageType {
-    /// The type of an encoded message, from its header alone (for logs and
-    /// routing; the message is not decoded or checked).
-    #[must_use]
-    pub fn peek(bytes: &[u8]) -> Option<Self> {
-        match bytes {
-            [PROTOCOL_VERSION, tag, ..] => Self::from_tag(*tag),
-            _ => None,
-        }
-    }
-
-    fn from_tag(tag: u8) -> Option<Self> {
-        Some(match tag {
-            1 => Self::RoundConfig,
-            2 => Self::AdvertiseKeys,
-            3 => Self::NeighbourKeys,
-            4 => Self::ShareKeys,
-            5 => Self::SharesForYou,
-            6 => Self::MaskedInput,
-            7 => Self::SurvivorSet,
-            8 => Self::ConsistencySignature,
-            9 => Self::ConsistencySignatures,
-            10 => Self::UnmaskShares,
-            11 => Self::Abort,
-            12 => Self::Decline,
-            _ => return None,
-        })
-    }
-}
+pub use crate::tags::{HEADER_LEN, MessageType, PROTOCOL_VERSION, peek_header};
 
 fn put_header(out: &mut Vec<u8>, ty: MessageType, round: RoundId) {
     out.push(PROTOCOL_VERSION);

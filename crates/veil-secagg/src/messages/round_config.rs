@@ -4,13 +4,16 @@ use veil_crypto::RoundId;
 use veil_crypto::prg::RingBits;
 
 use crate::codec::{Reader, put_ids};
-use crate::config::{MAX_PARTICIPANTS, RoundConfig};
+use crate::config::{MAX_PARTICIPANTS, RoundConfig, SessionId};
 use crate::error::{DecodeErrorKind, Result};
 
-/// The whole `RoundConfig` message, header included: what the session id
-/// hashes.
-pub(crate) fn encode_message(c: &RoundConfig) -> Vec<u8> {
-    super::ServerMessage::RoundConfig(c.clone()).encode(c.round)
+/// The session id of `config` (SPEC.md §9.1): `SHA-256(label("veil/1
+/// session-id") || the RoundConfig message)`, header included, so it binds
+/// the round id, the participants, the graph seed and every parameter.
+#[must_use]
+pub fn session_id(config: &RoundConfig) -> SessionId {
+    let message = super::ServerMessage::RoundConfig(config.clone()).encode(config.round);
+    veil_crypto::kdf::session_id(&message)
 }
 
 pub(crate) fn encode_body(c: &RoundConfig, out: &mut Vec<u8>) {
@@ -46,4 +49,41 @@ pub(crate) fn decode_body(r: &mut Reader<'_>, round: RoundId) -> Result<RoundCon
         phase_timeout_ms,
         graph_seed,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use veil_crypto::prg::RingBits;
+
+    use super::*;
+
+    #[test]
+    fn the_session_id_changes_with_every_field_of_the_config() {
+        let c = RoundConfig::new(
+            1,
+            (0..10).collect(),
+            10,
+            RingBits::new(16).unwrap(),
+            5,
+            4,
+            3,
+            1000,
+            [0; 32],
+        )
+        .unwrap();
+        let base = session_id(&c);
+        let mut other = c.clone();
+        other.graph_seed[0] ^= 1;
+        assert_ne!(session_id(&other), base);
+        let mut other = c.clone();
+        other.max_corrupt = 2;
+        assert_ne!(session_id(&other), base);
+        let mut other = c.clone();
+        other.participants[9] = 10;
+        assert_ne!(session_id(&other), base);
+        let mut other = c.clone();
+        other.round = 2;
+        assert_ne!(session_id(&other), base);
+        assert_eq!(session_id(&c), base, "the id is a function of the config");
+    }
 }

@@ -112,7 +112,7 @@ impl Server {
             inputs.insert(id, input);
         }
         Ok(Self {
-            session: config.session_id(),
+            session: veil_secagg::messages::session_id(&config),
             graph: config.graph(),
             config,
             honest,
