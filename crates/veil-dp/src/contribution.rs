@@ -8,6 +8,7 @@
 //! `s` and by the number of contributions, is the mean update.
 
 use rand_core::CryptoRng;
+use zeroize::Zeroizing;
 
 use crate::clip::clip_l2;
 use crate::distributed::rounded_l2_bound;
@@ -17,13 +18,28 @@ use crate::quantize::{add_noise, dequantize_sum, quantize_bounded};
 
 /// A client's input for the ring, and the update's norm before clipping
 /// (for adaptive clipping).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// The input is secret until masked: it is the client's update and its
+/// share of the noise, which the server must never see alone. It zeroizes
+/// on drop and never prints (`Debug` shows its length only).
 #[non_exhaustive]
 pub struct Contribution {
     /// The quantised, noised update, each element below `2^bits`.
-    pub input: Vec<u64>,
+    pub input: Zeroizing<Vec<u64>>,
     /// The L2 norm of the update before clipping.
     pub pre_clip_norm: f64,
+}
+
+impl core::fmt::Debug for Contribution {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Contribution")
+            .field(
+                "input",
+                &format_args!("<{} secret elements>", self.input.len()),
+            )
+            .field("pre_clip_norm", &self.pre_clip_norm)
+            .finish()
+    }
 }
 
 /// Clips `update` (in place) to `clip_norm`, quantises it with `scale` into
@@ -44,7 +60,7 @@ pub fn contribute<R: CryptoRng + ?Sized>(
     let pre_clip_norm = clip_l2(update, clip_norm)?;
     let scale = check_positive("scale", scale)?;
     let l2_bound = rounded_l2_bound(clip_norm * scale, update.len() as u64)?;
-    let mut input = quantize_bounded(update, scale, bits, l2_bound, rng)?;
+    let mut input = Zeroizing::new(quantize_bounded(update, scale, bits, l2_bound, rng)?);
     let variance = check_range(
         "noise-variance",
         noise_variance,
@@ -54,7 +70,9 @@ pub fn contribute<R: CryptoRng + ?Sized>(
         "a finite number >= 0",
     )?;
     if variance > 0.0 {
-        let noise = DiscreteGaussian::new(variance.sqrt())?.sample_n(input.len(), rng);
+        // This client's noise share: secret, like the input it hides.
+        let noise =
+            Zeroizing::new(DiscreteGaussian::new(variance.sqrt())?.sample_n(input.len(), rng));
         add_noise(&mut input, &noise, bits)?;
     }
     Ok(Contribution {
@@ -104,7 +122,7 @@ mod tests {
         for u in &updates {
             let mut u = u.clone();
             let c = contribute(&mut u, 10.0, 1024.0, bits, 0.0, &mut rng).unwrap();
-            for (s, v) in sum.iter_mut().zip(&c.input) {
+            for (s, v) in sum.iter_mut().zip(c.input.iter()) {
                 *s = (*s + v) & ((1 << bits) - 1);
             }
         }
@@ -129,5 +147,20 @@ mod tests {
         assert!(contribute(&mut u, 1.0, 10.0, 16, -1.0, &mut rng).is_err());
         assert!(contribute(&mut u, 0.0, 10.0, 16, 0.0, &mut rng).is_err());
         assert!(mean_update(&[1], 10.0, 16, 0).is_err());
+    }
+
+    #[test]
+    fn a_contribution_never_prints_its_input() {
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut u = vec![0.25_f32, -0.5, 0.125];
+        let c = contribute(&mut u, 1.0, 1000.0, 16, 4.0, &mut rng).unwrap();
+        let text = format!("{c:?}");
+        assert!(text.contains("<3 secret elements>"), "{text}");
+        for v in c.input.iter() {
+            assert!(
+                !text.contains(&v.to_string()) || v.to_string().len() < 2,
+                "{text}"
+            );
+        }
     }
 }

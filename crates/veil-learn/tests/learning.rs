@@ -336,7 +336,7 @@ fn the_secure_mean_equals_the_plain_mean_within_one_quantum() {
         let c = veil_dp::contribution::contribute(&mut delta, clip, scale, bits, 0.0, &mut rng)
             .unwrap();
         clipped.push(delta);
-        inputs.push(c.input);
+        inputs.push(c.input.to_vec());
     }
     let mut sim = Simulation::new(SimParams {
         n: 6,

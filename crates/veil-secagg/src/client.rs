@@ -149,7 +149,8 @@ impl core::fmt::Debug for ClientSession {
 
 impl ClientSession {
     /// Starts participant `me`'s side of the round in `config` with `input`
-    /// (each element below `2^b`), and queues its advertised keys.
+    /// (each element below `2^b`; secret, so it arrives zeroizing and is
+    /// masked in place), and queues its advertised keys.
     ///
     /// `roster` is the deployment's, not the server's: neighbours'
     /// signatures are checked against it. `floor` is the site's own
@@ -173,11 +174,10 @@ impl ClientSession {
         identity: IdentitySigningKey,
         roster: &Roster,
         floor: &SiteFloor,
-        input: Vec<u64>,
+        input: Zeroizing<Vec<u64>>,
         now: Instant,
         rng: &mut R,
     ) -> Result<Self> {
-        let input = Zeroizing::new(input);
         config.validate()?;
         floor.check(&config).map_err(Error::BelowFloor)?;
         if !config.contains(me) {

@@ -23,6 +23,7 @@ use rand::{RngExt, SeedableRng};
 use veil_crypto::ParticipantId;
 use veil_crypto::prg::RingBits;
 use veil_crypto::sign::IdentitySigningKey;
+use zeroize::Zeroizing;
 
 use crate::messages::ServerMessage;
 use crate::{
@@ -418,7 +419,7 @@ impl Simulation {
             self.identities[&me].clone(),
             &self.roster,
             &self.floor,
-            self.inputs[&me].clone(),
+            Zeroizing::new(self.inputs[&me].clone()),
             self.now,
             &mut self.rng,
         )
@@ -568,7 +569,7 @@ impl Simulation {
                 identity,
                 &self.roster,
                 &self.floor,
-                input,
+                Zeroizing::new(input),
                 self.now,
                 &mut self.rng,
             ) {

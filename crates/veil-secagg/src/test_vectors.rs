@@ -200,7 +200,7 @@ pub fn round_vector() -> RoundVector {
                         identities[&client].clone(),
                         &roster,
                         &SiteFloor::default(),
-                        input,
+                        zeroize::Zeroizing::new(input),
                         time,
                         rngs.get_mut(&client).unwrap(),
                     )

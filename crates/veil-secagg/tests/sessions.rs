@@ -13,6 +13,7 @@ use veil_secagg::{
     ClientEvent, ClientSession, Error, Phase, Roster, RoundConfig, ServerEvent, ServerSession,
     SiteFloor, Violation,
 };
+use zeroize::Zeroizing;
 
 fn setup() -> (RoundConfig, Roster, Vec<IdentitySigningKey>, ChaCha20Rng) {
     let mut rng = ChaCha20Rng::from_seed([3; 32]);
@@ -48,7 +49,7 @@ fn a_client_times_out_and_stays_failed() {
         keys[0].clone(),
         &roster,
         &SiteFloor::none(),
-        vec![1; 4],
+        Zeroizing::new(vec![1; 4]),
         now,
         &mut rng,
     )
@@ -87,7 +88,7 @@ fn a_client_told_to_abort_stops() {
         keys[1].clone(),
         &roster,
         &SiteFloor::none(),
-        vec![1; 4],
+        Zeroizing::new(vec![1; 4]),
         now,
         &mut rng,
     )
@@ -116,7 +117,7 @@ fn garbage_from_the_server_fails_the_client() {
         keys[2].clone(),
         &roster,
         &SiteFloor::none(),
-        vec![1; 4],
+        Zeroizing::new(vec![1; 4]),
         now,
         &mut rng,
     )
@@ -139,7 +140,7 @@ fn bad_local_input_is_refused_before_anything_is_sent() {
             key.clone(),
             &roster,
             &SiteFloor::none(),
-            input,
+            Zeroizing::new(input),
             now,
             rng,
         )
@@ -312,7 +313,7 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
             keys[0].clone(),
             &roster,
             &SiteFloor::none(),
-            vec![1; 4],
+            Zeroizing::new(vec![1; 4]),
             now,
             rng,
         )

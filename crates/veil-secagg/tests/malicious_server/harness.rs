@@ -104,7 +104,7 @@ impl Server {
                 key.clone(),
                 &roster,
                 floor,
-                input.clone(),
+                zeroize::Zeroizing::new(input.clone()),
                 now,
                 &mut rng,
             )?;
