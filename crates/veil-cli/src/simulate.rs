@@ -604,7 +604,8 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         corrupt_fraction: 0.05,
         complete_graph_threshold: None,
     };
-    let rec = veil_secagg::recommend_parameters(s.clients, expected_dropout, 0.05)
+    let rec = secagg
+        .parameters(s.clients)
         .map_err(|e| format!("secure aggregation for {} clients: {e}", s.clients))?;
     let secagg_text = format!(
         "{} with k = {}, t = {} for a full cohort, withstanding {} colluding client{}",

@@ -52,6 +52,30 @@ pub struct SecAggPlan {
     pub complete_graph_threshold: Option<u32>,
 }
 
+impl SecAggPlan {
+    /// The SecAgg parameters of a cohort of `n` (SPEC.md §9.3): the
+    /// recommendation for the expected dropout and corrupt fraction, or the
+    /// complete graph with the configured threshold raised to the smallest
+    /// valid one. The one place a round's `(k, t, c)` is chosen.
+    ///
+    /// # Errors
+    /// [`veil_secagg::Error::InvalidConfig`] if no parameters fit `n` at the
+    /// corrupt fraction.
+    pub fn parameters(&self, n: usize) -> veil_secagg::Result<veil_secagg::Recommendation> {
+        match self.complete_graph_threshold {
+            Some(t) => veil_secagg::complete_graph_parameters(
+                n,
+                t,
+                self.expected_dropout,
+                self.corrupt_fraction,
+            ),
+            None => {
+                veil_secagg::recommend_parameters(n, self.expected_dropout, self.corrupt_fraction)
+            }
+        }
+    }
+}
+
 /// Central privacy settings: distributed discrete-Gaussian noise sized so
 /// that any released sum of at least `min_clients` contributions carries
 /// noise of standard deviation `noise_multiplier · clip_norm`. The ledger
@@ -171,21 +195,8 @@ impl RoundPlan {
         if self.phase_timeout.is_zero() || self.phase_timeout > Duration::from_secs(86_400) {
             return bad("phase_timeout must be in (0, 1 day]");
         }
-        let secagg = &self.secagg;
         for n in [self.min_clients, self.max_clients] {
-            let fits = match secagg.complete_graph_threshold {
-                Some(t) => veil_secagg::complete_graph_parameters(
-                    n,
-                    t,
-                    secagg.expected_dropout,
-                    secagg.corrupt_fraction,
-                ),
-                None => veil_secagg::recommend_parameters(
-                    n,
-                    secagg.expected_dropout,
-                    secagg.corrupt_fraction,
-                ),
-            };
+            let fits = self.secagg.parameters(n);
             if let Err(e) = fits {
                 return Err(Error::Config(format!(
                     "secagg: no parameters for a cohort of {n} ({e}); lower secagg.corrupt_fraction or raise min_clients"
@@ -794,20 +805,7 @@ impl Coordinator {
 
     fn round_config(&mut self, cohort: Vec<ParticipantId>, round: u64) -> Result<RoundConfig> {
         let n = cohort.len();
-        let secagg = &self.plan.secagg;
-        let rec = match secagg.complete_graph_threshold {
-            Some(t) => veil_secagg::complete_graph_parameters(
-                n,
-                t,
-                secagg.expected_dropout,
-                secagg.corrupt_fraction,
-            )?,
-            None => veil_secagg::recommend_parameters(
-                n,
-                secagg.expected_dropout,
-                secagg.corrupt_fraction,
-            )?,
-        };
+        let rec = self.plan.secagg.parameters(n)?;
         let timeout_ms = u32::try_from(self.plan.phase_timeout.as_millis()).unwrap_or(u32::MAX);
         let ring =
             RingBits::new(self.plan.ring_bits()?).map_err(|e| Error::Config(e.to_string()))?;
