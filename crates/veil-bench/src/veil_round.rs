@@ -10,7 +10,7 @@ use veil_crypto::prg::RingBits;
 use veil_secagg::Phase;
 use veil_secagg::sim::{SimParams, Simulation};
 
-use veil_secagg::floor::Floor;
+use veil_bench::floor::Floor;
 
 /// When the dropped clients stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -34,8 +34,6 @@ mod client;
 mod codec;
 pub mod config;
 mod error;
-#[cfg(feature = "test-util")]
-pub mod floor;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod graph;

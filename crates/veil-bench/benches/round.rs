@@ -1,6 +1,6 @@
 //! Whole in-memory rounds next to their lower bound, measured in one run.
 //!
-//! `cargo bench -p veil-secagg --bench round` (add `-- --quick` for the
+//! `cargo bench -p veil-bench --bench round` (add `-- --quick` for the
 //! first row only)
 //!
 //! For each (n, d) and dropout rate, one round runs through the in-memory
@@ -17,9 +17,9 @@
 
 use std::time::{Duration, Instant};
 
+use veil_bench::floor::Floor;
 use veil_crypto::prg::RingBits;
 use veil_secagg::Phase;
-use veil_secagg::floor::Floor;
 use veil_secagg::sim::{SimParams, Simulation};
 
 struct Row {

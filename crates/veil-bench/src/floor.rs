@@ -1,6 +1,6 @@
 //! The cost floor of a round: the PRG work no implementation can skip,
 //! timed on this core with the same fused routine the protocol uses. Shared
-//! by `cargo bench -p veil-secagg --bench round` and `veil-bench`.
+//! by `cargo bench -p veil-bench --bench round` and `veil-bench compare`.
 //!
 //! A client expands `k + 1` masks of `d` elements (one per neighbour, one
 //! self mask). The server sums the survivors' vectors and expands one mask
@@ -28,7 +28,7 @@ use veil_crypto::prg::{self, MaskSeed, MaskSign, RingBits};
 use veil_crypto::shamir::SecretScalar;
 use veil_crypto::sign::{self, IdentitySigningKey, Signature, SignatureDomain, Signed};
 
-use crate::graph::NeighbourGraph;
+use veil_secagg::graph::NeighbourGraph;
 
 /// The floors of one round, each timed on one core.
 #[derive(Debug, Clone, Copy)]
@@ -241,7 +241,7 @@ pub fn summing(vectors: usize, d: usize, ring: RingBits) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{SimParams, Simulation};
+    use veil_secagg::sim::{SimParams, Simulation};
 
     #[test]
     fn edges_to_the_dropped_are_counted_once_per_survivor() {
