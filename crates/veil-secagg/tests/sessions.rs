@@ -222,7 +222,7 @@ fn a_silent_round_times_out_on_the_server() {
 
 /// Keys for `id`, validly signed: `(encryption, mask)` given as raw bytes.
 fn advertise(
-    session: &veil_secagg::SessionId,
+    config: &RoundConfig,
     key: &IdentitySigningKey,
     id: u32,
     encryption: [u8; 32],
@@ -239,7 +239,12 @@ fn advertise(
         mask_key: m,
         signature: key.sign(
             SignatureDomain::ADVERTISE_KEYS,
-            &veil_secagg::messages::AdvertiseKeys::signed_message(session, id, &e, &m),
+            &veil_secagg::messages::AdvertiseKeys::signed_message(
+                &veil_secagg::messages::session_id(config),
+                id,
+                &e,
+                &m,
+            ),
         ),
     }
 }
@@ -254,23 +259,11 @@ fn the_server_refuses_a_key_used_twice() {
     let (config, roster, keys, mut rng) = setup();
     let now = Instant::now();
     let mut s = ServerSession::new(config.clone(), &roster, now).unwrap();
-    let a = advertise(
-        &veil_secagg::messages::session_id(&config),
-        &keys[0],
-        0,
-        [5; 32],
-        [6; 32],
-    );
+    let a = advertise(&config, &keys[0], 0, [5; 32], [6; 32]);
     s.handle_message(0, &encode(ClientMessage::AdvertiseKeys(a)), now, &mut rng)
         .unwrap();
     // Client 1 signs client 0's encryption key as its own.
-    let b = advertise(
-        &veil_secagg::messages::session_id(&config),
-        &keys[1],
-        1,
-        [5; 32],
-        [7; 32],
-    );
+    let b = advertise(&config, &keys[1], 1, [5; 32], [7; 32]);
     let err = s
         .handle_message(1, &encode(ClientMessage::AdvertiseKeys(b)), now, &mut rng)
         .unwrap_err();
@@ -282,13 +275,7 @@ fn the_server_refuses_a_key_used_twice() {
         }
     ));
     // Client 2 uses one key for both purposes.
-    let c = advertise(
-        &veil_secagg::messages::session_id(&config),
-        &keys[2],
-        2,
-        [8; 32],
-        [8; 32],
-    );
+    let c = advertise(&config, &keys[2], 2, [8; 32], [8; 32]);
     let err = s
         .handle_message(2, &encode(ClientMessage::AdvertiseKeys(c)), now, &mut rng)
         .unwrap_err();
@@ -323,26 +310,8 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
     let mut c = start(&mut rng);
     let same = ServerMessage::NeighbourKeys(NeighbourKeys {
         entries: vec![
-            (
-                1,
-                advertise(
-                    &veil_secagg::messages::session_id(&config),
-                    &keys[1],
-                    1,
-                    [11; 32],
-                    [13; 32],
-                ),
-            ),
-            (
-                2,
-                advertise(
-                    &veil_secagg::messages::session_id(&config),
-                    &keys[2],
-                    2,
-                    [12; 32],
-                    [13; 32],
-                ),
-            ),
+            (1, advertise(&config, &keys[1], 1, [11; 32], [13; 32])),
+            (2, advertise(&config, &keys[2], 2, [12; 32], [13; 32])),
         ],
     });
     let err = c
@@ -373,13 +342,7 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
         let reflection = ServerMessage::NeighbourKeys(NeighbourKeys {
             entries: vec![(
                 1,
-                advertise(
-                    &veil_secagg::messages::session_id(&config),
-                    &keys[1],
-                    1,
-                    [11; 32],
-                    reflected.to_bytes(),
-                ),
+                advertise(&config, &keys[1], 1, [11; 32], reflected.to_bytes()),
             )],
         });
         let err = c
@@ -400,26 +363,8 @@ fn a_client_refuses_reused_keys_and_strangers_among_its_neighbours() {
     let mut c = start(&mut rng);
     let stranger = ServerMessage::NeighbourKeys(NeighbourKeys {
         entries: vec![
-            (
-                1,
-                advertise(
-                    &veil_secagg::messages::session_id(&config),
-                    &keys[1],
-                    1,
-                    [11; 32],
-                    [13; 32],
-                ),
-            ),
-            (
-                7,
-                advertise(
-                    &veil_secagg::messages::session_id(&config),
-                    &keys[2],
-                    7,
-                    [12; 32],
-                    [14; 32],
-                ),
-            ),
+            (1, advertise(&config, &keys[1], 1, [11; 32], [13; 32])),
+            (7, advertise(&config, &keys[2], 7, [12; 32], [14; 32])),
         ],
     });
     let err = c
