@@ -266,6 +266,7 @@ struct Worker<'a> {
 
 /// Why this client does not take part in a round; the server is told the
 /// reason in a `Decline`.
+#[derive(Debug)]
 struct Declined {
     round: u64,
     reason: DeclineReason,
@@ -561,7 +562,7 @@ impl Worker<'_> {
                 why: refusal.to_string(),
             });
         }
-        self.check_noise(&config, task)?;
+        check_noise(&config, task, self.options.min_noise_multiplier)?;
         match self.state.take(round) {
             Ok(Ok(())) => {}
             Ok(Err(reused)) => {
@@ -598,36 +599,6 @@ impl Worker<'_> {
             &mut self.rng,
         )
         .map_err(|e| other(e.to_string()))
-    }
-
-    /// Refuses a round whose smallest sum carries less noise than the
-    /// site's `min_noise_multiplier`: the `t - c` honest shares that any
-    /// sum the server can form holds at the least (SPEC.md §9.3), as the
-    /// distributed discrete Gaussian of veil-dp.
-    fn check_noise(&self, config: &RoundConfig, task: &Task) -> core::result::Result<(), Declined> {
-        let min = self.options.min_noise_multiplier;
-        if min <= 0.0 {
-            return Ok(());
-        }
-        let honest = u64::from(config.threshold.saturating_sub(config.max_corrupt));
-        let z = veil_dp::distributed::DistributedDiscreteGaussian::new(
-            task.noise_variance.sqrt(),
-            honest,
-            u64::from(config.dimension),
-            task.clip_norm * task.scale,
-        )
-        .map_or(0.0, |m| m.effective_noise_multiplier());
-        if z < min {
-            return Err(Declined {
-                round: config.round,
-                reason: DeclineReason::Noise,
-                why: format!(
-                    "round {}: the {honest} honest noise shares of its smallest sum give noise multiplier {z:.4}, below this site's floor min_noise_multiplier = {min}",
-                    config.round
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// Whether the injected fault fires on this message (first round only).
@@ -685,5 +656,84 @@ impl Worker<'_> {
             }
         }
         None
+    }
+}
+
+/// Refuses a round whose smallest sum carries less noise than the site's
+/// `min_noise_multiplier` (`0` accepts any): the `t - c` honest shares that
+/// any sum the server can form holds at the least (SPEC.md §9.3), as the
+/// distributed discrete Gaussian of veil-dp. Noise too small for veil-dp to
+/// account (a share below half a quantum) counts as none.
+fn check_noise(config: &RoundConfig, task: &Task, min: f64) -> core::result::Result<(), Declined> {
+    if min <= 0.0 {
+        return Ok(());
+    }
+    let honest = u64::from(config.threshold.saturating_sub(config.max_corrupt));
+    let z = veil_dp::distributed::DistributedDiscreteGaussian::new(
+        task.noise_variance.sqrt(),
+        honest,
+        u64::from(config.dimension),
+        task.clip_norm * task.scale,
+    )
+    .map_or(0.0, |m| m.effective_noise_multiplier());
+    if z < min {
+        return Err(Declined {
+            round: config.round,
+            reason: DeclineReason::Noise,
+            why: format!(
+                "round {}: the {honest} honest noise shares of its smallest sum give noise multiplier {z:.4}, below this site's floor min_noise_multiplier = {min}",
+                config.round
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use veil_crypto::prg::RingBits;
+
+    use super::*;
+
+    fn task(noise_variance: f64) -> Task {
+        Task {
+            training_round: 1,
+            round: 4,
+            clip_norm: 1.0,
+            scale: 1024.0,
+            noise_variance,
+            model: vec![0.0; 100],
+        }
+    }
+
+    #[test]
+    fn the_noise_floor_counts_only_the_honest_shares_of_the_smallest_sum() {
+        // t = 6, c = 2: the smallest sum holds 4 honest noise shares.
+        let config = RoundConfig::new(
+            4,
+            (0..10).collect(),
+            100,
+            RingBits::new(32).unwrap(),
+            6,
+            9,
+            2,
+            1000,
+            [0; 32],
+        )
+        .unwrap();
+        // Each share with sigma = 1024 quanta: 4 shares give about
+        // 2 * 1024 / (1024 + rounding) ~ 1.99.
+        let enough = task(1024.0 * 1024.0);
+        check_noise(&config, &enough, 1.9).unwrap();
+        let refusal = check_noise(&config, &enough, 2.1).err().unwrap();
+        assert_eq!(refusal.reason, DeclineReason::Noise);
+        assert!(
+            refusal.why.contains("4 honest noise shares"),
+            "{}",
+            refusal.why
+        );
+        // No noise at all is refused by any positive floor, accepted by 0.
+        assert!(check_noise(&config, &task(0.0), 0.1).is_err());
+        check_noise(&config, &task(0.0), 0.0).unwrap();
     }
 }
