@@ -196,8 +196,7 @@ impl RoundPlan {
             return bad("phase_timeout must be in (0, 1 day]");
         }
         for n in [self.min_clients, self.max_clients] {
-            let fits = self.secagg.parameters(n);
-            if let Err(e) = fits {
+            if let Err(e) = self.secagg.parameters(n) {
                 return Err(Error::Config(format!(
                     "secagg: no parameters for a cohort of {n} ({e}); lower secagg.corrupt_fraction or raise min_clients"
                 )));

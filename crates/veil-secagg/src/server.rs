@@ -106,6 +106,9 @@ struct Survivors {
 /// Phase 4: collecting signatures over the survivor set.
 struct CollectSignatures {
     survivors: Survivors,
+    /// What each survivor signs: the session id and `U3` (built once, not
+    /// once per signature).
+    signed: Vec<u8>,
     received: BTreeMap<ParticipantId, Signature>,
 }
 
@@ -496,9 +499,12 @@ impl ServerSession {
                     .identities
                     .get(&from)
                     .ok_or(Error::Internal("every participant has an identity"))?;
-                let message = survivor_set_message(&self.session, &s.survivors.u3);
                 if identity
-                    .verify(SignatureDomain::CONSISTENCY_CHECK, &message, &sig.signature)
+                    .verify(
+                        SignatureDomain::CONSISTENCY_CHECK,
+                        &s.signed,
+                        &sig.signature,
+                    )
                     .is_err()
                 {
                     return Err(Error::Forbidden {
@@ -742,7 +748,9 @@ impl ServerSession {
         for &u in &u3 {
             self.send(u, &survivor_set);
         }
+        let signed = survivor_set_message(&self.session, &u3);
         Ok(State::CollectSignatures(CollectSignatures {
+            signed,
             survivors: Survivors {
                 transcript: s.transcript,
                 u3,
