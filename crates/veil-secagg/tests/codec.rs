@@ -335,6 +335,22 @@ fn caps_come_from_the_round_config() {
             ..
         })
     ));
+    // Consistency signatures are capped by n (every survivor's may be
+    // forwarded), not k: six entries where n = 5 are refused from the count.
+    let mut bytes = fixture(&[
+        ("01", ""),
+        ("09", ""),
+        ("0102030405060708", ""),
+        ("00000006", "6 > n"),
+    ]);
+    bytes.extend(vec![0; 6 * (4 + 64)]);
+    assert!(matches!(
+        ServerMessage::decode(&bytes, Some(&c)),
+        Err(Error::Decode {
+            kind: DecodeErrorKind::TooLong { len: 6, max: 5 },
+            ..
+        })
+    ));
     // A count of 2^32 - 1 is refused before any allocation.
     let bytes = fixture(&[
         ("01", ""),
