@@ -199,7 +199,7 @@ max_attempts = 100
         Command::new(VEIL)
             .args(args)
             .current_dir(self.path())
-            .env("RUST_LOG", "veil_net=debug")
+            .env("RUST_LOG", "veil_net=debug,veil_round=debug")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -651,7 +651,9 @@ fn server_killed_after_round_two_resumes_at_round_three_with_model_and_ledger() 
     let ledger = std::fs::read_to_string(dep.path().join("state/ledger.jsonl")).unwrap();
     assert!(ledger.starts_with(&ledger_after_2));
     assert_eq!(ledger.lines().count(), 3);
-    let summary = veil_dp::ledger::replay(&dep.path().join("state/ledger.jsonl")).unwrap();
+    let summary =
+        veil_dp::ledger::replay(&std::fs::read(dep.path().join("state/ledger.jsonl")).unwrap())
+            .unwrap();
     assert_eq!(summary.rounds, 3);
     // The model is round 2's plus round 3's mean update.
     let third = rel[2];

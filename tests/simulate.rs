@@ -81,7 +81,9 @@ fn a_private_run_spends_no_more_than_its_target() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("distributed discrete Gaussian"), "{out}");
-    let summary = veil_dp::ledger::replay(&dir.path().join("run/state/ledger.jsonl")).unwrap();
+    let summary =
+        veil_dp::ledger::replay(&std::fs::read(dir.path().join("run/state/ledger.jsonl")).unwrap())
+            .unwrap();
     assert_eq!(summary.rounds, 3);
     assert!(summary.epsilon <= 3.0 * 1.001, "{}", summary.epsilon);
     assert!(

@@ -1,4 +1,4 @@
-//! Fuzz target: `veil_net::fuzzing::task_decode` (see its docs for the invariants).
+//! Fuzz target: `veil_secagg::fuzzing::task_decode` (see its docs for the invariants).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_net::fuzzing::task_decode(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| veil_secagg::fuzzing::task_decode(data));

@@ -256,7 +256,7 @@ pub(crate) fn over_quic(
 ) -> anyhow::Result<QuicMeasured> {
     use veil_net::client::{Fault, run_client};
     use veil_net::local::LocalDeployment;
-    use veil_net::server::{FedAvg, RoundPlan, SecAggPlan, bind, run_server};
+    use veil_net::server::{KeepModel, RoundPlan, SecAggPlan, bind, run_server};
     use veil_net::synthetic::SyntheticSource;
     use veil_secagg::messages::MessageType;
 
@@ -287,12 +287,8 @@ pub(crate) fn over_quic(
         Stage::Before => Fault::LeaveAfter(MessageType::ShareKeys),
         Stage::After => Fault::LeaveAfter(MessageType::MaskedInput),
     };
-    let options = deployment.server_options(
-        dir.path().join("state"),
-        plan,
-        Box::new(FedAvg { lr: 1.0 }),
-        None,
-    );
+    let options =
+        deployment.server_options(dir.path().join("state"), plan, Box::new(KeepModel), None);
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let endpoint = bind(&options)?;

@@ -9,6 +9,7 @@
 
 mod certs;
 mod config;
+mod learning;
 mod privacy;
 mod serve;
 mod simulate;

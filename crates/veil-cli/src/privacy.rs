@@ -487,13 +487,10 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
         }
     };
     let noise_std = z * a.clip_norm;
-    let per_client = match min_survivors {
-        Some(t) => Some(veil_dp::noise::per_client_variance(noise_std * noise_std, t)?.sqrt()),
-        None => None,
-    };
+    let per_client = min_survivors.map(|t| veil_dp::plan::client_sigma(z, a.clip_norm, t));
     let sigma_quanta = dep
         .as_ref()
-        .map(|d| z * d.scaled_clip / (d.clients as f64).sqrt());
+        .map(|d| veil_dp::plan::client_sigma(z, d.scaled_clip, d.clients));
     let out = CalibrateOut {
         accountant: if dep.is_some() {
             "RDP, distributed discrete Gaussian"
@@ -594,7 +591,9 @@ struct LedgerOut {
 }
 
 fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
-    let s = ledger::replay(&a.path)?;
+    let bytes = std::fs::read(&a.path)
+        .map_err(|e| Refusal(format!("cannot read {}: {e}", a.path.display())))?;
+    let s = ledger::replay(&bytes)?;
     let pld = match a.accountant {
         Accountant::Rdp => None,
         Accountant::Pld => Some(s.pld_epsilon()?),

@@ -5,16 +5,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use veil_learn::server_opt::ServerOptimizerKind;
 use veil_net::client::{ClientOptions, ClientStop, Fault, run_client};
 use veil_net::deployment::{RosterFile, load_identity};
 use veil_net::pki::{load_certs, load_key};
 use veil_net::server::{
-    FedAvg, PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
+    PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
 };
 use veil_net::synthetic::SyntheticSource;
 use veil_secagg::messages::MessageType;
 
 use crate::config::{self, ClientFile, ServerFile, Source, check, resolve};
+use crate::learning::Learner;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
@@ -94,74 +96,12 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
     let r = &file.rounds;
     check(
         path,
-        "rounds.dimension",
-        r.dimension > 0,
-        "must be at least 1",
-    )?;
-    check(
-        path,
-        "rounds.sampling_rate",
-        r.sampling_rate > 0.0 && r.sampling_rate <= 1.0,
-        "must be in (0, 1]",
-    )?;
-    check(
-        path,
-        "rounds.min_clients",
-        r.min_clients >= 2,
-        "must be at least 2",
-    )?;
-    check(
-        path,
-        "rounds.max_clients",
-        r.max_clients >= r.min_clients,
-        "must be at least rounds.min_clients",
-    )?;
-    check(
-        path,
-        "rounds.clip_norm",
-        r.clip_norm.is_finite() && r.clip_norm > 0.0,
-        "must be a positive number",
-    )?;
-    check(
-        path,
-        "rounds.scale",
-        r.scale.is_finite() && r.scale > 0.0,
-        "must be a positive number",
-    )?;
-    check(
-        path,
-        "rounds.phase_timeout_ms",
-        (1..=86_400_000).contains(&r.phase_timeout_ms),
-        "must be in 1..=86400000",
-    )?;
-    check(
-        path,
         "limits.unmask_threads",
         file.limits
             .unmask_threads
             .is_none_or(|t| (1..=1024).contains(&t)),
         "must be in 1..=1024",
     )?;
-    if let Some(p) = &file.privacy {
-        check(
-            path,
-            "privacy.noise_multiplier",
-            p.noise_multiplier.is_finite() && p.noise_multiplier > 0.0,
-            "must be a positive number",
-        )?;
-        check(
-            path,
-            "privacy.delta",
-            p.delta > 0.0 && p.delta < 1.0,
-            "must be in (0, 1)",
-        )?;
-        check(
-            path,
-            "privacy.budget",
-            p.budget.is_finite() && p.budget > 0.0,
-            "must be a positive number",
-        )?;
-    }
     let tls = &file.tls;
     let e = |err: veil_net::Error| err.to_string();
     let plan = RoundPlan {
@@ -186,8 +126,21 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         }),
         keep_sums: r.keep_sums,
     };
-    plan.ring_bits()
-        .map_err(|err| format!("{}: rounds: {err}", path.display()))?;
+    // The plan's one check; its fields are the config file's keys.
+    if let Err(err) = plan.check() {
+        return Err(match err {
+            veil_round::Error::Plan { field, problem } => {
+                format!("{}: {}: {problem}", path.display(), config_key(field))
+            }
+            other => format!("{}: {other}", path.display()),
+        });
+    }
+    let learner = Learner::new(
+        ServerOptimizerKind::FedAvg { lr: r.server_lr },
+        plan.dimension as usize,
+        None,
+    )
+    .map_err(|err| format!("{}: rounds.server_lr: {err}", path.display()))?;
     Ok(ServerOptions {
         listen: args.listen.unwrap_or(file.listen),
         ca: load_certs(&resolve(path, &tls.ca)).map_err(e)?,
@@ -201,10 +154,19 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         plan,
         limits: file.limits.limits(),
         handshake_timeout: file.limits.handshake_timeout(),
-        model: Box::new(FedAvg { lr: r.server_lr }),
+        model: Box::new(learner),
         initial_model: None,
         unmask_threads: file.limits.unmask_threads(),
     })
+}
+
+/// The server config's key of a round plan's field.
+fn config_key(field: &str) -> String {
+    match field {
+        "phase_timeout" => "rounds.phase_timeout_ms".to_owned(),
+        f if f.contains('.') || f == "privacy" || f == "secagg" => f.to_owned(),
+        f => format!("rounds.{f}"),
+    }
 }
 
 pub(crate) fn server(args: &ServerArgs) -> Result<String, String> {

@@ -3,525 +3,43 @@
 //! TLS) on 127.0.0.1 through veil-net; each client trains with veil-learn
 //! on its own rows, and its update is clipped, quantised, noised (veil-dp)
 //! and masked (veil-secagg) before it leaves.
+//!
+//! - `settings`: flags, config file and defaults, and the data set;
+//! - this module: calibration, the SecAgg and round plan, the run;
+//! - `report`: the metrics of each round and the summary's figures;
+//! - `plots`: the accuracy, loss and ε plots.
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
-use rand::{RngExt, SeedableRng};
-use serde::{Deserialize, Serialize};
-use veil_learn::dataset::{Dataset, Standardizer, load_indices, parse_indices};
-use veil_learn::dp_sgd::{DpSgd, schedule, train_local_dp_sgd};
-use veil_learn::eval::{Metrics, evaluate};
-use veil_learn::model::{Architecture, ModelSpec};
-use veil_learn::partition::{Partition, partition};
-use veil_learn::server_opt::{ServerOptimizer, ServerOptimizerKind};
-use veil_learn::train::{LocalOptimizer, LocalTraining, train_local};
-use veil_net::client::{UpdateSource, run_client};
+use veil_learn::dp_sgd::{DpSgd, schedule};
+use veil_learn::model::Architecture;
+use veil_learn::partition::partition;
+use veil_net::client::run_client;
 use veil_net::local::LocalDeployment;
 use veil_net::server::{
-    PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, ServerModel, bind, run_in_memory, run_server,
+    PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, bind, run_in_memory, run_server,
 };
-use veil_net::task::Task;
+
+use crate::learning::{Learner, TrainingSource};
 
 mod plots;
+mod report;
+mod settings;
 
-const EMBEDDED_CSV: &str = include_str!("../../../data/breast_cancer.csv");
-const EMBEDDED_TEST: &str = include_str!("../../../data/breast_cancer.test_idx.txt");
+use report::{Recorder, median, write_metrics};
+pub(crate) use settings::SimulateArgs;
+use settings::{DpMode, Transport, settings};
 
-/// Differential privacy of a simulated run.
 /// 2^16 quanta per clipping norm: rounding moves the mean by less than
 /// 2^-16·C per coordinate, and adds a negligible `d/4` to the squared
 /// sensitivity the privacy accounting charges.
 const SCALED_CLIP: f64 = 65_536.0;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum DpMode {
-    /// No noise: the released sums are not differentially private.
-    Off,
-    /// Each client adds its share of discrete-Gaussian noise before masking.
-    Distributed,
-    /// Example-level DP-SGD inside each client's training (cross-silo).
-    DpSgd,
-}
-
-/// How the server and clients exchange messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Transport {
-    /// Real QUIC with mutual TLS on 127.0.0.1.
-    Quic,
-    /// In memory, with virtual deadlines (fast experiments; no network code).
-    Memory,
-}
-
-/// Local optimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum LocalOpt {
-    /// SGD.
-    Sgd,
-    /// Adam.
-    Adam,
-}
-
-/// Server optimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum ServerOpt {
-    /// FedAvg.
-    Fedavg,
-    /// FedAdam (Reddi et al. 2021).
-    Fedadam,
-    /// FedYogi (Reddi et al. 2021).
-    Fedyogi,
-}
-
-/// Every setting of a run; each is a flag, a key of the `--config` TOML
-/// file (see `examples/simulate.toml`), or its default. Flags win.
-#[derive(Debug, Default, Args, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SimulateArgs {
-    /// A TOML file with any of the settings below.
-    #[arg(long)]
-    #[serde(skip)]
-    config: Option<PathBuf>,
-    /// A CSV data set (last column `label`); its test split is
-    /// `<name>.test_idx.txt` beside it. Default: the embedded breast-cancer set.
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// `logistic`, or `mlp:W1,W2,…` (hidden widths). Default logistic.
-    #[arg(long)]
-    model: Option<String>,
-    /// Number of clients. Default 20.
-    #[arg(long)]
-    clients: Option<usize>,
-    /// Training rounds. Default 20.
-    #[arg(long)]
-    rounds: Option<u64>,
-    /// `iid`, or `dirichlet:ALPHA` (non-IID by label). Default dirichlet:0.5.
-    #[arg(long)]
-    partition: Option<String>,
-    /// Differential privacy: `off`, `distributed` (client-level, noise in the
-    /// sum) or `dp-sgd` (example-level, noise in each client's training).
-    /// Default distributed.
-    #[arg(long, value_enum)]
-    dp: Option<DpMode>,
-    /// Target epsilon over the run (calibrates the noise). Default 8.
-    #[arg(long)]
-    epsilon: Option<f64>,
-    /// Noise multiplier, instead of a target epsilon.
-    #[arg(long)]
-    noise_multiplier: Option<f64>,
-    /// Delta. Default 1e-5.
-    #[arg(long)]
-    delta: Option<f64>,
-    /// L2 clipping norm of each client's update. Default 1.
-    #[arg(long)]
-    clip_norm: Option<f64>,
-    /// Probability that a client sits out a round (it is then dropped at the
-    /// phase deadline and the round goes on). Default 0.
-    #[arg(long)]
-    dropout: Option<f64>,
-    /// The fewest contributions a released sum may hold; with DP the noise
-    /// is sized for it. Default: all clients without dropout, else
-    /// `clients · (1 − 2·dropout)`.
-    #[arg(long)]
-    min_survivors: Option<usize>,
-    /// Phase deadline in milliseconds. Default 3000.
-    #[arg(long)]
-    phase_timeout_ms: Option<u64>,
-    /// Local optimiser. Default sgd.
-    #[arg(long, value_enum)]
-    local_optimizer: Option<LocalOpt>,
-    /// Local epochs per round. Default 5.
-    #[arg(long)]
-    local_epochs: Option<usize>,
-    /// Local batch size. Default 16.
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Local learning rate. Default 0.1.
-    #[arg(long)]
-    learning_rate: Option<f64>,
-    /// Server optimiser. Default fedavg.
-    #[arg(long, value_enum)]
-    server_optimizer: Option<ServerOpt>,
-    /// Server learning rate. Default 1 (FedAvg), 0.05 (FedAdam, FedYogi).
-    #[arg(long)]
-    server_lr: Option<f32>,
-    /// Seed of the partition, the initial model and local shuffles.
-    #[arg(long)]
-    seed: Option<u64>,
-    /// The run directory (must not exist). Default `runs/<unix time>`.
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// `quic` (default) or `memory`.
-    #[arg(long, value_enum)]
-    transport: Option<Transport>,
-}
-
-#[cfg(test)]
-impl SimulateArgs {
-    /// The `clients` setting, for tests of the example file.
-    pub(crate) fn clients(&self) -> Option<usize> {
-        self.clients
-    }
-}
-
-fn pick<T: Clone>(flag: Option<&T>, file: Option<&T>, default: T) -> T {
-    flag.or(file).cloned().unwrap_or(default)
-}
-
-struct Settings {
-    data_name: String,
-    train: Dataset,
-    test: Dataset,
-    spec: ModelSpec,
-    clients: usize,
-    rounds: u64,
-    partition: Partition,
-    partition_text: String,
-    dp: DpMode,
-    epsilon: Option<f64>,
-    noise_multiplier: Option<f64>,
-    delta: f64,
-    clip_norm: f64,
-    dropout: f64,
-    min_survivors: usize,
-    phase_timeout: Duration,
-    local: LocalTraining,
-    server: ServerOptimizerKind,
-    seed: u64,
-    out: PathBuf,
-    transport: Transport,
-}
-
-fn parse_model(s: &str, inputs: usize, classes: usize) -> Result<ModelSpec, String> {
-    let architecture = match s {
-        "logistic" => Architecture::Logistic,
-        _ => {
-            let widths = s
-                .strip_prefix("mlp:")
-                .ok_or_else(|| format!("model {s:?}: use `logistic` or `mlp:W1,W2,…`"))?;
-            let hidden = widths
-                .split(',')
-                .map(|w| w.trim().parse::<usize>().ok().filter(|w| *w > 0))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| format!("model {s:?}: hidden widths must be positive integers"))?;
-            Architecture::Mlp { hidden }
-        }
-    };
-    Ok(ModelSpec {
-        architecture,
-        inputs,
-        classes,
-    })
-}
-
-fn parse_partition(s: &str) -> Result<Partition, String> {
-    if s == "iid" {
-        return Ok(Partition::Iid);
-    }
-    s.strip_prefix("dirichlet:")
-        .and_then(|a| a.parse::<f64>().ok())
-        .filter(|a| a.is_finite() && *a > 0.0)
-        .map(|alpha| Partition::Dirichlet { alpha })
-        .ok_or_else(|| format!("partition {s:?}: use `iid` or `dirichlet:ALPHA` with ALPHA > 0"))
-}
-
-fn load_data(path: Option<&Path>) -> Result<(String, Dataset, Vec<usize>), String> {
-    match path {
-        None => {
-            let data = Dataset::parse_csv(EMBEDDED_CSV, Path::new("breast_cancer.csv"))
-                .map_err(|e| e.to_string())?;
-            let test = parse_indices(EMBEDDED_TEST, Path::new("breast_cancer.test_idx.txt"))
-                .map_err(|e| e.to_string())?;
-            Ok(("breast_cancer.csv (embedded)".into(), data, test))
-        }
-        Some(p) => {
-            let data = Dataset::load_csv(p).map_err(|e| e.to_string())?;
-            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("data");
-            let idx = p.with_file_name(format!("{stem}.test_idx.txt"));
-            let test = if idx.exists() {
-                load_indices(&idx).map_err(|e| e.to_string())?
-            } else {
-                // No fixed split: every fifth row is a test row.
-                (0..data.rows()).filter(|i| i % 5 == 4).collect()
-            };
-            Ok((p.display().to_string(), data, test))
-        }
-    }
-}
-
-fn settings(args: &SimulateArgs) -> Result<Settings, String> {
-    let file: SimulateArgs = match &args.config {
-        Some(p) => crate::config::load(p)?,
-        None => SimulateArgs::default(),
-    };
-    let data_path = args.data.as_ref().or(file.data.as_ref()).map(|p| {
-        if args.data.is_none()
-            && let Some(c) = &args.config
-        {
-            crate::config::resolve(c, p)
-        } else {
-            p.clone()
-        }
-    });
-    let (data_name, data, test_idx) = load_data(data_path.as_deref())?;
-    let (mut train, mut test) = data.split(&test_idx).map_err(|e| e.to_string())?;
-    let scaler = Standardizer::fit(&train);
-    scaler.apply(&mut train);
-    scaler.apply(&mut test);
-    let model = pick(args.model.as_ref(), file.model.as_ref(), "logistic".into());
-    let spec = parse_model(&model, train.dim(), data.classes)?;
-    spec.check().map_err(|e| e.to_string())?;
-    let clients = pick(args.clients.as_ref(), file.clients.as_ref(), 20);
-    if !(2..=1000).contains(&clients) {
-        return Err(format!("clients: {clients} is not in 2..=1000"));
-    }
-    let partition_text = pick(
-        args.partition.as_ref(),
-        file.partition.as_ref(),
-        "dirichlet:0.5".into(),
-    );
-    let dropout = pick(args.dropout.as_ref(), file.dropout.as_ref(), 0.0);
-    if !(0.0..0.5).contains(&dropout) {
-        return Err(format!("dropout: {dropout} is not in [0, 0.5)"));
-    }
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "clients <= 1000 and dropout < 0.5"
-    )]
-    let default_min = ((clients as f64) * (1.0 - 2.0 * dropout)).floor().max(2.0) as usize;
-    let min_survivors = pick(
-        args.min_survivors.as_ref(),
-        file.min_survivors.as_ref(),
-        default_min,
-    );
-    if !(2..=clients).contains(&min_survivors) {
-        return Err(format!(
-            "min-survivors: {min_survivors} is not in 2..={clients}"
-        ));
-    }
-    let local = LocalTraining {
-        optimizer: match pick(
-            args.local_optimizer.as_ref(),
-            file.local_optimizer.as_ref(),
-            LocalOpt::Sgd,
-        ) {
-            LocalOpt::Sgd => LocalOptimizer::Sgd,
-            LocalOpt::Adam => LocalOptimizer::Adam,
-        },
-        epochs: pick(args.local_epochs.as_ref(), file.local_epochs.as_ref(), 5),
-        batch_size: pick(args.batch_size.as_ref(), file.batch_size.as_ref(), 16),
-        learning_rate: pick(
-            args.learning_rate.as_ref(),
-            file.learning_rate.as_ref(),
-            0.1,
-        ),
-    };
-    local.check().map_err(|e| e.to_string())?;
-    let server_opt = pick(
-        args.server_optimizer.as_ref(),
-        file.server_optimizer.as_ref(),
-        ServerOpt::Fedavg,
-    );
-    let adaptive_lr = pick(args.server_lr.as_ref(), file.server_lr.as_ref(), 0.05);
-    let server = match server_opt {
-        ServerOpt::Fedavg => ServerOptimizerKind::FedAvg {
-            lr: pick(args.server_lr.as_ref(), file.server_lr.as_ref(), 1.0),
-        },
-        ServerOpt::Fedadam => ServerOptimizerKind::FedAdam {
-            lr: adaptive_lr,
-            beta1: 0.9,
-            beta2: 0.99,
-            tau: 1e-3,
-        },
-        ServerOpt::Fedyogi => ServerOptimizerKind::FedYogi {
-            lr: adaptive_lr,
-            beta1: 0.9,
-            beta2: 0.99,
-            tau: 1e-3,
-        },
-    };
-    let out = match args.out.as_ref().or(file.out.as_ref()) {
-        Some(p) => p.clone(),
-        None => {
-            let secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            PathBuf::from("runs").join(secs.to_string())
-        }
-    };
-    if out.exists() {
-        return Err(format!(
-            "{}: the run directory exists; choose another with --out",
-            out.display()
-        ));
-    }
-    Ok(Settings {
-        data_name,
-        train,
-        test,
-        spec,
-        clients,
-        rounds: pick(args.rounds.as_ref(), file.rounds.as_ref(), 20),
-        partition: parse_partition(&partition_text)?,
-        partition_text,
-        dp: pick(args.dp.as_ref(), file.dp.as_ref(), DpMode::Distributed),
-        epsilon: args.epsilon.or(file.epsilon),
-        noise_multiplier: args.noise_multiplier.or(file.noise_multiplier),
-        delta: pick(args.delta.as_ref(), file.delta.as_ref(), 1e-5),
-        clip_norm: pick(args.clip_norm.as_ref(), file.clip_norm.as_ref(), 1.0),
-        dropout,
-        min_survivors,
-        phase_timeout: Duration::from_millis(pick(
-            args.phase_timeout_ms.as_ref(),
-            file.phase_timeout_ms.as_ref(),
-            3000,
-        )),
-        local,
-        server,
-        seed: pick(args.seed.as_ref(), file.seed.as_ref(), 1),
-        out,
-        transport: pick(
-            args.transport.as_ref(),
-            file.transport.as_ref(),
-            Transport::Quic,
-        ),
-    })
-}
-
-/// One client: its rows, its training settings, and the simulated dropout.
-struct LearnSource {
-    spec: ModelSpec,
-    data: Dataset,
-    local: LocalTraining,
-    seed: u64,
-    dropout: f64,
-    rng: ChaCha20Rng,
-    /// Example-level DP-SGD, with a generator seeded from the OS (noise
-    /// must be unpredictable).
-    dp_sgd: Option<(DpSgd, ChaCha20Rng)>,
-}
-
-impl UpdateSource for LearnSource {
-    fn update(&mut self, task: &Task) -> Result<Vec<f32>, String> {
-        if self.dropout > 0.0 && self.rng.random::<f64>() < self.dropout {
-            return Err("simulated dropout: this client sits the round out".into());
-        }
-        match &mut self.dp_sgd {
-            Some((dp, noise_rng)) => train_local_dp_sgd(
-                &self.spec,
-                &task.model,
-                &self.data,
-                &self.local,
-                dp,
-                noise_rng,
-            ),
-            None => train_local(
-                &self.spec,
-                &task.model,
-                &self.data,
-                &self.local,
-                self.seed ^ task.training_round.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            ),
-        }
-        .map_err(|e| e.to_string())
-    }
-}
-
-/// One row of `metrics.csv`.
-#[derive(Debug, Clone, Serialize)]
-struct RoundRow {
-    round: u64,
-    included: usize,
-    participants: usize,
-    test_loss: f64,
-    test_accuracy: f64,
-    test_auc: Option<f64>,
-    epsilon: Option<f64>,
-    ms: u64,
-    bytes_up_per_client: u64,
-    bytes_down_per_client: u64,
-    udp_bytes_up_per_client: u64,
-    udp_bytes_down_per_client: u64,
-}
-
-/// The server side: optimiser, evaluation, checkpoint, progress.
-struct LearnServer {
-    optimizer: ServerOptimizer,
-    spec: ModelSpec,
-    test: Dataset,
-    checkpoint: PathBuf,
-    rows: Arc<Mutex<Vec<RoundRow>>>,
-    progress: ProgressBar,
-    /// With DP-SGD: the largest example-level ε of any client after each
-    /// round (the server's own ledger is off then).
-    example_epsilon: Vec<f64>,
-}
-
-impl ServerModel for LearnServer {
-    fn apply(&mut self, model: &mut [f32], mean_update: &[f32]) -> Result<(), String> {
-        self.optimizer
-            .apply(model, mean_update)
-            .map_err(|e| e.to_string())
-    }
-
-    fn released(&mut self, report: &RoundReport, model: &[f32]) {
-        let metrics = evaluate(&self.spec, model, &self.test).unwrap_or(Metrics {
-            loss: f64::NAN,
-            accuracy: f64::NAN,
-            auc: None,
-        });
-        if let Err(e) = veil_learn::checkpoint::save(&self.checkpoint, &self.spec, model) {
-            self.progress
-                .println(format!("checkpoint not written: {e}"));
-        }
-        let n = report.participants.max(1) as u64;
-        let row = RoundRow {
-            round: report.training_round,
-            included: report.included,
-            participants: report.participants,
-            test_loss: metrics.loss,
-            test_accuracy: metrics.accuracy,
-            test_auc: metrics.auc,
-            epsilon: report.epsilon.or_else(|| {
-                usize::try_from(report.training_round)
-                    .ok()
-                    .and_then(|r| self.example_epsilon.get(r.wrapping_sub(1)).copied())
-            }),
-            ms: report.total_ms,
-            bytes_up_per_client: report.bytes_in / n,
-            bytes_down_per_client: report.bytes_out / n,
-            udp_bytes_up_per_client: report.udp_bytes_in / n,
-            udp_bytes_down_per_client: report.udp_bytes_out / n,
-        };
-        self.progress.set_message(format!(
-            "acc {:.3}{}",
-            row.test_accuracy,
-            row.epsilon
-                .map(|e| format!("  ε {e:.2}"))
-                .unwrap_or_default()
-        ));
-        self.progress.inc(1);
-        if let Ok(mut rows) = self.rows.lock() {
-            rows.push(row);
-        }
-    }
-}
-
-fn median(mut v: Vec<u64>) -> u64 {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or(0)
-}
-
+/// Runs `veil simulate` and returns its summary.
 pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
     let s = settings(args)?;
     let started = Instant::now();
@@ -642,15 +160,21 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
             .progress_chars("=> "),
     );
     let initial = s.spec.init(s.seed);
-    let server_model = LearnServer {
-        optimizer: ServerOptimizer::new(s.server, d).map_err(|e| e.to_string())?,
+    let mut recorder = Recorder {
         spec: s.spec.clone(),
         test: s.test.clone(),
-        checkpoint: s.out.join("model.safetensors"),
         rows: Arc::clone(&rows),
         progress: progress.clone(),
         example_epsilon,
     };
+    let server_model = Learner::new(
+        s.server,
+        d,
+        Some(Box::new(move |report: &RoundReport, model: &[f32]| {
+            recorder.released(report, model);
+        })),
+    )
+    .map_err(|e| e.to_string())?;
     let options = deployment.server_options(
         s.out.join("state"),
         plan,
@@ -659,7 +183,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
     );
     let mut sources = Vec::with_capacity(parts.len());
     for (i, rows) in parts.iter().enumerate() {
-        sources.push(LearnSource {
+        sources.push(TrainingSource {
             spec: s.spec.clone(),
             data: s.train.subset(rows),
             local: s.local,
@@ -677,6 +201,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
             }),
         });
     }
+    let state_dir = options.state_dir.clone();
     let summary = match s.transport {
         Transport::Quic => run_quic(&deployment, options, sources, dimension)?,
         Transport::Memory => {
@@ -698,6 +223,12 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         }
     };
     progress.finish();
+    // The released model, once, as named tensors beside the run's metrics.
+    let model = veil_net::state::load_model(&state_dir.join("model.safetensors"), dimension)
+        .map_err(|e| e.to_string())?;
+    let checkpoint = veil_learn::checkpoint::encode(&s.spec, &model).map_err(|e| e.to_string())?;
+    veil_net::files::write_atomic(&s.out.join("model.safetensors"), &checkpoint, false)
+        .map_err(|e| e.to_string())?;
     let rows = rows.lock().map_err(|_| "metrics lost".to_owned())?.clone();
     write_metrics(&s.out, &rows)?;
     plots::draw(
@@ -778,7 +309,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
 fn run_quic(
     deployment: &LocalDeployment,
     options: veil_net::server::ServerOptions,
-    sources: Vec<LearnSource>,
+    sources: Vec<TrainingSource>,
     dimension: u32,
 ) -> Result<veil_net::server::ServerSummary, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -809,39 +340,4 @@ fn run_quic(
         }
         Ok(summary)
     })
-}
-
-fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
-    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
-    let mut csv = String::from(
-        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
-    );
-    for r in rows {
-        csv += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
-            r.round,
-            r.included,
-            r.participants,
-            r.test_loss,
-            r.test_accuracy,
-            opt(r.test_auc),
-            opt(r.epsilon),
-            r.ms,
-            r.bytes_up_per_client,
-            r.bytes_down_per_client,
-            r.udp_bytes_up_per_client,
-            r.udp_bytes_down_per_client
-        );
-    }
-    let w = |name: &str, bytes: &[u8]| {
-        std::fs::write(out.join(name), bytes)
-            .map_err(|e| format!("{}: {e}", out.join(name).display()))
-    };
-    w("metrics.csv", csv.as_bytes())?;
-    w(
-        "metrics.json",
-        serde_json::to_string_pretty(rows)
-            .map_err(|e| e.to_string())?
-            .as_bytes(),
-    )
 }

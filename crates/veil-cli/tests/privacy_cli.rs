@@ -159,12 +159,15 @@ fn plan_is_a_table_of_epsilons() {
 fn ledger_replays_and_refuses_a_damaged_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 5.0, 1e-5).unwrap();
+    let mut ledger = Ledger::open(&[], 5.0, 1e-5).unwrap();
+    let mut file = Vec::new();
     for round in 1..=4 {
-        ledger
+        let recorded = ledger
             .record_round(&RoundSpend::new(round, 1.0, 0.05, 1.0, 20))
             .unwrap();
+        file.extend_from_slice(&recorded.line);
     }
+    std::fs::write(&path, &file).unwrap();
     let p = path.to_str().unwrap();
     let v = json(&veil(&["privacy", "ledger", p, "--json"]));
     assert_eq!(v["rounds"].as_u64(), Some(4));

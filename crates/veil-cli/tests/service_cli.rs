@@ -34,6 +34,8 @@ min_clients = 2
 max_clients = 10
 clip_norm = 1.0
 scale = 1024.0
+[secagg]
+corrupt_fraction = 0.0
 "#;
 
 #[test]
@@ -73,6 +75,17 @@ fn server_config_errors_name_the_file_and_the_field() {
                 "scale = 1024.0\n[limits]\nunmask_threads = 0",
             ),
             "server.toml: limits.unmask_threads",
+        ),
+        (
+            ("corrupt_fraction = 0.0", "corrupt_fraction = 0.3"),
+            "server.toml: secagg: no parameters for a cohort of 2",
+        ),
+        (
+            (
+                "scale = 1024.0",
+                "scale = 1024.0\n[privacy]\nnoise_multiplier = 1.0\ndelta = 2.0\nbudget = 1.0",
+            ),
+            "server.toml: privacy.delta",
         ),
         (
             ("ca = \"certs/ca.pem\"", "ca = \"certs/missing.pem\""),

@@ -14,18 +14,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     let dir = root.join("ledger_replay");
     std::fs::create_dir_all(&dir)?;
-    let path = dir.join("three-rounds");
-    let _ = std::fs::remove_file(&path);
-    let mut ledger = Ledger::open(&path, 8.0, 1e-5)?;
+    let mut ledger = Ledger::open(&[], 8.0, 1e-5)?;
+    let mut file = Vec::new();
     for round in [1, 2, 5] {
-        ledger.record_round(&RoundSpend::new(round, 1.2, 0.05, 1.0, 40))?;
+        let recorded = ledger.record_round(&RoundSpend::new(round, 1.2, 0.05, 1.0, 40))?;
+        file.extend_from_slice(&recorded.line);
     }
-    let path = dir.join("mixed-rounds");
-    let _ = std::fs::remove_file(&path);
-    let mut ledger = Ledger::open(&path, 50.0, 1e-5)?;
-    ledger.record_round(&RoundSpend::new(1, 1.2, 0.05, 1.0, 40))?;
+    std::fs::write(dir.join("three-rounds"), &file)?;
+    let mut ledger = Ledger::open(&[], 50.0, 1e-5)?;
+    let mut file = ledger
+        .record_round(&RoundSpend::new(1, 1.2, 0.05, 1.0, 40))?
+        .line;
     let noise = DistributedNoise::new(4000.0, 4096.0, 1000, 16);
-    ledger.record_round(&RoundSpend::distributed(2, noise, 1.0, 1.0, 20))?;
+    file.extend_from_slice(
+        &ledger
+            .record_round(&RoundSpend::distributed(2, noise, 1.0, 1.0, 20))?
+            .line,
+    );
+    std::fs::write(dir.join("mixed-rounds"), &file)?;
     let dir = root.join("dp_parameters");
     std::fs::create_dir_all(&dir)?;
     for (i, (sigma, q, delta, steps)) in [

@@ -134,8 +134,12 @@ impl DistributedDiscreteGaussian {
     ) -> Result<Self> {
         let z = check_positive("noise-multiplier", noise_multiplier)?;
         let c = check_positive("clip-norm × scale", scaled_clip)?;
-        let n = clients.max(1) as f64;
-        Self::new(z * c / n.sqrt(), clients, dimension, c)
+        Self::new(
+            crate::plan::client_sigma(z, c, clients),
+            clients,
+            dimension,
+            c,
+        )
     }
 
     /// Each client's `σ` (quantised units).

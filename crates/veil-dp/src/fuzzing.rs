@@ -15,7 +15,7 @@ use crate::rdp::{Conversion, RdpAccountant};
 /// Replays arbitrary bytes as a ledger: never panics; a ledger that replays
 /// has a finite, non-negative epsilon and one history entry per round.
 pub fn ledger_replay(data: &[u8]) {
-    if let Ok(s) = ledger::replay_bytes(data) {
+    if let Ok(s) = ledger::replay(data) {
         assert!(s.epsilon.is_finite() && s.epsilon >= 0.0);
         assert_eq!(s.history.len() as u64, s.rounds);
         assert!(

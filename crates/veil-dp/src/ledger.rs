@@ -8,20 +8,16 @@
 //! `dimension` and `shares`, accounted by [`crate::distributed`]), the participants, `δ`, the budget, and the **cumulative** `ε` after the
 //! round, plus `prev`, the SHA-256 of the previous line's bytes (64 zeros for
 //! the first). [`Ledger::record_round`] computes the round's cost, refuses a
-//! round that would exceed the budget (writing nothing), appends the line,
-//! flushes it and `fsync`s the file *before* returning, so a caller that
-//! releases a round's result only after `Ok` never releases an unrecorded
-//! round.
+//! round that would exceed the budget, and returns the line to append. The
+//! ledger performs no I/O: its owner (the server's state directory) appends
+//! the line, flushes it and `fsync`s the file, and releases the round's
+//! result only after that, so no round is ever released unrecorded.
 //!
-//! [`replay`] rebuilds the spend from the file alone and recomputes every
+//! [`replay`] rebuilds the spend from the file's bytes alone and recomputes every
 //! line's cumulative `ε`; it refuses a ledger that is truncated mid-line,
 //! unparsable, out of order, re-chained or edited (a changed parameter
 //! changes the recomputed `ε`; a changed line breaks the next `prev`). A
 //! ledger is never used in part: any defect is an error naming the line.
-
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -117,8 +113,11 @@ impl RoundSpend {
         clip_norm: f64,
         participants: u64,
     ) -> Self {
-        let noise_multiplier =
-            (noise.shares as f64).sqrt() * noise.client_sigma / (clip_norm * noise.scale);
+        let noise_multiplier = crate::plan::noise_multiplier_of(
+            noise.client_sigma,
+            clip_norm * noise.scale,
+            noise.shares,
+        );
         Self {
             distributed: Some(noise),
             ..Self::new(
@@ -307,10 +306,19 @@ impl LedgerSummary {
     }
 }
 
-/// An open ledger that records rounds.
+/// A recorded round: the cumulative `ε` and the line its file gains.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Recorded {
+    /// The cumulative `ε` after the round.
+    pub epsilon: f64,
+    /// The ledger line, newline included, to append and sync.
+    pub line: Vec<u8>,
+}
+
+/// An open ledger that records rounds, in memory; its owner keeps the file.
 #[derive(Debug)]
 pub struct Ledger {
-    path: PathBuf,
     accountant: RdpAccountant,
     summary: LedgerSummary,
     last_hash: String,
@@ -322,10 +330,6 @@ const FIRST_PREV: &str = "000000000000000000000000000000000000000000000000000000
 /// (both are the same f64 computation; this absorbs JSON round-tripping).
 const EPSILON_TOLERANCE: f64 = 1e-9;
 
-fn io(e: &std::io::Error) -> Error {
-    Error::Io(e.to_string())
-}
-
 fn bad(line: usize, problem: impl Into<String>) -> Error {
     Error::Ledger {
         line,
@@ -333,28 +337,14 @@ fn bad(line: usize, problem: impl Into<String>) -> Error {
     }
 }
 
-/// Replays the ledger at `path` and returns what it holds.
+/// Replays a ledger (the bytes of a ledger file) and returns what it holds.
 ///
 /// # Errors
 /// [`Error::Ledger`] naming the first line that is truncated, unparsable,
 /// out of order, wrongly chained, inconsistent in `δ` or budget, or whose
-/// recorded `ε` differs from the recomputation; [`Error::Io`] if it cannot
-/// be read.
-pub fn replay(path: &Path) -> Result<LedgerSummary> {
-    Ok(replay_state(path)?.1)
-}
-
-/// Replays a ledger held in memory (the bytes of a ledger file).
-///
-/// # Errors
-/// As [`replay`], without the I/O.
-pub fn replay_bytes(bytes: &[u8]) -> Result<LedgerSummary> {
+/// recorded `ε` differs from the recomputation.
+pub fn replay(bytes: &[u8]) -> Result<LedgerSummary> {
     Ok(replay_text(bytes)?.1)
-}
-
-fn replay_state(path: &Path) -> Result<(RdpAccountant, LedgerSummary, String)> {
-    let bytes = std::fs::read(path).map_err(|e| io(&e))?;
-    replay_text(&bytes)
 }
 
 fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
@@ -427,14 +417,14 @@ fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
 }
 
 impl Ledger {
-    /// Opens the ledger at `path`, creating it if it does not exist, with
-    /// budget `ε_max` at `δ`. An existing ledger is replayed in full first;
-    /// its `δ` and budget must match.
+    /// Opens a ledger from the bytes of its file (empty for a new ledger)
+    /// with budget `ε_max` at `δ`. An existing ledger is replayed in full
+    /// first; its `δ` and budget must match.
     ///
     /// # Errors
     /// As [`replay`]; [`Error::InvalidParameter`] for a bad budget or `δ`;
     /// [`Error::Ledger`] if an existing ledger has another `δ` or budget.
-    pub fn open(path: &Path, budget: f64, delta: f64) -> Result<Self> {
+    pub fn open(existing: &[u8], budget: f64, delta: f64) -> Result<Self> {
         let budget = check_positive("budget", budget)?;
         let delta = check_range("delta", delta, 0.0, 1.0, true, "a number in (0, 1)")?;
         if delta >= 1.0 {
@@ -444,9 +434,8 @@ impl Ledger {
                 expected: "a number in (0, 1)",
             });
         }
-        let exists = path.exists() && std::fs::metadata(path).map_err(|e| io(&e))?.len() > 0;
-        if exists {
-            let (accountant, summary, last_hash) = replay_state(path)?;
+        if !existing.is_empty() {
+            let (accountant, summary, last_hash) = replay_text(existing)?;
             if summary.delta != delta || summary.budget != budget {
                 return Err(bad(
                     1,
@@ -457,14 +446,12 @@ impl Ledger {
                 ));
             }
             return Ok(Self {
-                path: path.to_owned(),
                 accountant,
                 summary,
                 last_hash,
             });
         }
         Ok(Self {
-            path: path.to_owned(),
             accountant: RdpAccountant::new(),
             summary: LedgerSummary {
                 rounds: 0,
@@ -496,16 +483,17 @@ impl Ledger {
         Ok(acc.epsilon(self.summary.delta, Conversion::Improved)?.0)
     }
 
-    /// Records a round: checks the budget, appends the line, flushes and
-    /// syncs it to disk. Returns the cumulative `ε`. Release the round's
-    /// result only after this returns `Ok`.
+    /// Records a round: checks the budget and returns the cumulative `ε`
+    /// and the line to append to the ledger's file. Release the round's
+    /// result only after that line is appended and synced; if that fails,
+    /// this ledger is ahead of its file and must be dropped (reopen it from
+    /// the file).
     ///
     /// # Errors
-    /// [`Error::BudgetExceeded`] (nothing written) if the round would take
+    /// [`Error::BudgetExceeded`] (nothing recorded) if the round would take
     /// `ε` past the budget; [`Error::InvalidParameter`] for bad parameters or
-    /// a round id that does not increase; [`Error::Io`] if the write or sync
-    /// fails (the round must then not be released).
-    pub fn record_round(&mut self, spend: &RoundSpend) -> Result<f64> {
+    /// a round id that does not increase.
+    pub fn record_round(&mut self, spend: &RoundSpend) -> Result<Recorded> {
         if self.summary.last_round.is_some_and(|r| spend.round <= r) {
             return Err(Error::InvalidParameter {
                 name: "round",
@@ -545,18 +533,11 @@ impl Ledger {
             prev: self.last_hash.clone(),
         };
         let text = serde_json::to_string(&line).map_err(|e| Error::Io(e.to_string()))?;
-        let mut file: File = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io(&e))?;
-        file.write_all(format!("{text}\n").as_bytes())
-            .map_err(|e| io(&e))?;
-        file.flush().map_err(|e| io(&e))?;
-        file.sync_all().map_err(|e| io(&e))?;
         self.accountant = acc;
         self.last_hash = hex::encode(Sha256::digest(text.as_bytes()));
         self.summary.add(spend, eps);
-        Ok(eps)
+        let mut line = text.into_bytes();
+        line.push(b'\n');
+        Ok(Recorded { epsilon: eps, line })
     }
 }

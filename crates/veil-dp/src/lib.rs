@@ -15,11 +15,14 @@
 //!   read-back of a sum, and the choice of `b`;
 //! - [`noise`]: continuous Gaussian noise and the exact discrete Gaussian
 //!   sampler for distributed noise;
-//! - [`ledger`]: the append-only privacy ledger, written and synced before a
-//!   round is released, replayable, and refusing rounds over budget.
+//! - [`plan`]: a deployment's privacy plan: each client's noise, what a
+//!   round spends, the ring width (the one place the per-client `σ` is
+//!   derived);
+//! - [`ledger`]: the append-only privacy ledger, replayable and refusing
+//!   rounds over budget; it produces the lines its owner appends and syncs
+//!   before a round is released.
 //!
-//! The crate performs no I/O beyond the privacy ledger's file, reads no
-//! clock, and draws randomness only from a [`rand_core::CryptoRng`] passed in.
+//! The crate performs no I/O, reads no clock, and draws randomness only from a [`rand_core::CryptoRng`] passed in.
 //! Every privacy parameter is checked finite and in range before use; a bad
 //! one is an [`Error::InvalidParameter`] naming it, never a silently wrong
 //! epsilon.
@@ -44,6 +47,7 @@ mod error;
 pub mod fuzzing;
 pub mod ledger;
 pub mod noise;
+pub mod plan;
 pub mod pld;
 pub mod quantize;
 pub mod rdp;

@@ -9,13 +9,13 @@
 //!   `σ²` is held as the rational `⌈σ²·1024⌉ / 1024`, never below the
 //!   variance asked for. Used for distributed noise: each client adds a
 //!   share so that the sum over any `t` survivors carries the target
-//!   variance ([`per_client_variance`]).
+//!   variance ([`crate::plan::client_sigma`]).
 
 use rand::RngExt;
 use rand_core::CryptoRng;
 use rand_distr::{Distribution, Normal};
 
-use crate::error::{Error, Result, check_positive, check_range};
+use crate::error::{Error, Result, check_range};
 
 /// The largest `σ` the discrete Gaussian sampler accepts (its integer
 /// arithmetic is checked to fit 128 bits up to here).
@@ -36,24 +36,6 @@ pub fn gaussian<R: CryptoRng + ?Sized>(sigma: f64, n: usize, rng: &mut R) -> Res
         expected: "a finite number >= 0",
     })?;
     Ok((0..n).map(|_| normal.sample(rng)).collect())
-}
-
-/// The variance each of `min_survivors` clients adds so that their sum has
-/// variance `target_variance`: `target / min_survivors`.
-///
-/// # Errors
-/// [`Error::InvalidParameter`] for a variance that is not finite and
-/// positive, or zero survivors.
-pub fn per_client_variance(target_variance: f64, min_survivors: u64) -> Result<f64> {
-    let v = check_positive("noise variance", target_variance)?;
-    if min_survivors == 0 {
-        return Err(Error::InvalidParameter {
-            name: "min-survivors",
-            value: 0.0,
-            expected: "a whole number >= 1",
-        });
-    }
-    Ok(v / min_survivors as f64)
 }
 
 /// The discrete Gaussian `N_Z(0, σ²)`: `P[x] ∝ exp(−x²/(2σ²))` on the integers.
@@ -327,8 +309,6 @@ mod tests {
         assert!(DiscreteGaussian::new(1.5).unwrap().sigma_squared() >= 2.25);
         let mut rng = ChaCha20Rng::from_seed([8; 32]);
         assert!(gaussian(-1.0, 1, &mut rng).is_err());
-        assert!(per_client_variance(100.0, 0).is_err());
-        assert_eq!(per_client_variance(100.0, 4).unwrap(), 25.0);
     }
 
     #[test]

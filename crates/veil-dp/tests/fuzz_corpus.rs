@@ -17,13 +17,13 @@ fn ledger_replay() {
         "/../../fuzz/seeds/ledger_replay/three-rounds"
     ))
     .unwrap();
-    assert_eq!(veil_dp::ledger::replay_bytes(&seed).unwrap().rounds, 3);
+    assert_eq!(veil_dp::ledger::replay(&seed).unwrap().rounds, 3);
     let mixed = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fuzz/seeds/ledger_replay/mixed-rounds"
     ))
     .unwrap();
-    let summary = veil_dp::ledger::replay_bytes(&mixed).unwrap();
+    let summary = veil_dp::ledger::replay(&mixed).unwrap();
     assert_eq!((summary.rounds, summary.distributed_rounds), (2, 1));
 }
 

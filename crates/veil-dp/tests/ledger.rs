@@ -1,10 +1,49 @@
 //! The privacy ledger: budget enforcement, crash safety, tamper detection.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use veil_dp::Error;
 use veil_dp::calibrate::epsilon;
 use veil_dp::distributed::DistributedDiscreteGaussian;
-use veil_dp::ledger::{DistributedNoise, Ledger, RoundSpend, replay};
+
+use veil_dp::ledger::{self, DistributedNoise, Ledger, LedgerSummary, RoundSpend};
 use veil_dp::rdp::{Conversion, RdpAccountant};
+
+/// A ledger kept in a file, as the server's state directory keeps it: the
+/// file's bytes open it, and each recorded line is appended.
+struct OnDisk {
+    path: PathBuf,
+    ledger: Ledger,
+}
+
+impl OnDisk {
+    fn open(path: &Path, budget: f64, delta: f64) -> veil_dp::Result<Self> {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        Ok(Self {
+            path: path.to_owned(),
+            ledger: Ledger::open(&bytes, budget, delta)?,
+        })
+    }
+
+    fn record_round(&mut self, spend: &RoundSpend) -> veil_dp::Result<f64> {
+        let recorded = self.ledger.record_round(spend)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .unwrap();
+        file.write_all(&recorded.line).unwrap();
+        Ok(recorded.epsilon)
+    }
+
+    fn summary(&self) -> &LedgerSummary {
+        self.ledger.summary()
+    }
+}
+
+fn replay(path: &Path) -> veil_dp::Result<LedgerSummary> {
+    ledger::replay(&std::fs::read(path).unwrap())
+}
 
 fn spend(round: u64) -> RoundSpend {
     RoundSpend::new(round, 1.0, 0.1, 1.0, 12)
@@ -14,7 +53,7 @@ fn spend(round: u64) -> RoundSpend {
 fn records_replay_to_the_same_epsilon_as_direct_accounting() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 10.0, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, 10.0, 1e-5).unwrap();
     let mut last = 0.0;
     for round in 1..=5 {
         last = ledger.record_round(&spend(round)).unwrap();
@@ -27,7 +66,7 @@ fn records_replay_to_the_same_epsilon_as_direct_accounting() {
     assert!((summary.epsilon - direct).abs() < 1e-12);
     assert_eq!(summary.history.len(), 5);
     // Reopening continues the same spend.
-    let mut again = Ledger::open(&path, 10.0, 1e-5).unwrap();
+    let mut again = OnDisk::open(&path, 10.0, 1e-5).unwrap();
     let six = again.record_round(&spend(6)).unwrap();
     assert!((six - epsilon(1.0, 0.1, 6, 1e-5, Conversion::Improved).unwrap()).abs() < 1e-12);
     // It is human-readable JSON lines.
@@ -43,7 +82,7 @@ fn a_round_over_budget_is_refused_and_nothing_is_written() {
     let one = epsilon(1.0, 0.1, 1, 1e-5, Conversion::Improved).unwrap();
     let two = epsilon(1.0, 0.1, 2, 1e-5, Conversion::Improved).unwrap();
     let budget = (one + two) / 2.0;
-    let mut ledger = Ledger::open(&path, budget, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, budget, 1e-5).unwrap();
     ledger.record_round(&spend(1)).unwrap();
     let before = std::fs::read(&path).unwrap();
     assert!(matches!(
@@ -58,7 +97,7 @@ fn a_round_over_budget_is_refused_and_nothing_is_written() {
 fn a_line_cut_mid_write_is_reported_not_undercounted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 10.0, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, 10.0, 1e-5).unwrap();
     for round in 1..=3 {
         ledger.record_round(&spend(round)).unwrap();
     }
@@ -77,7 +116,7 @@ fn a_line_cut_mid_write_is_reported_not_undercounted() {
             "cut at {cut}: {err:?}"
         );
         assert!(
-            Ledger::open(&path, 10.0, 1e-5).is_err(),
+            OnDisk::open(&path, 10.0, 1e-5).is_err(),
             "never reopened in part"
         );
     }
@@ -87,7 +126,7 @@ fn a_line_cut_mid_write_is_reported_not_undercounted() {
 fn edits_are_detected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 10.0, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, 10.0, 1e-5).unwrap();
     for round in 1..=3 {
         ledger.record_round(&spend(round)).unwrap();
     }
@@ -127,12 +166,12 @@ fn edits_are_detected() {
 fn opening_with_other_parameters_or_bad_ones_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 10.0, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, 10.0, 1e-5).unwrap();
     ledger.record_round(&spend(1)).unwrap();
-    assert!(Ledger::open(&path, 11.0, 1e-5).is_err());
-    assert!(Ledger::open(&path, 10.0, 1e-6).is_err());
-    assert!(Ledger::open(&dir.path().join("x"), f64::NAN, 1e-5).is_err());
-    assert!(Ledger::open(&dir.path().join("x"), 1.0, 1.0).is_err());
+    assert!(OnDisk::open(&path, 11.0, 1e-5).is_err());
+    assert!(OnDisk::open(&path, 10.0, 1e-6).is_err());
+    assert!(OnDisk::open(&dir.path().join("x"), f64::NAN, 1e-5).is_err());
+    assert!(OnDisk::open(&dir.path().join("x"), 1.0, 1.0).is_err());
     assert!(matches!(
         ledger.record_round(&spend(1)),
         Err(Error::InvalidParameter { name: "round", .. })
@@ -154,7 +193,7 @@ fn distributed_spend(round: u64, participants: u64) -> RoundSpend {
 fn distributed_rounds_are_accounted_by_kls21_and_replay() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 50.0, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, 50.0, 1e-5).unwrap();
     ledger.record_round(&spend(1)).unwrap();
     let mut last = 0.0;
     for round in 2..=4 {
@@ -204,7 +243,7 @@ fn distributed_rounds_are_accounted_by_kls21_and_replay() {
 fn distributed_lines_that_were_edited_or_misshapen_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.jsonl");
-    let mut ledger = Ledger::open(&path, 50.0, 1e-5).unwrap();
+    let mut ledger = OnDisk::open(&path, 50.0, 1e-5).unwrap();
     ledger.record_round(&distributed_spend(1, 10)).unwrap();
     let original = std::fs::read_to_string(&path).unwrap();
     for (from, to) in [
@@ -233,7 +272,7 @@ fn distributed_lines_that_were_edited_or_misshapen_are_refused() {
         );
     }
     // Shares below σ = 1/2 are outside what the accountant covers.
-    let mut fresh = Ledger::open(&dir.path().join("b.jsonl"), 50.0, 1e-5).unwrap();
+    let mut fresh = OnDisk::open(&dir.path().join("b.jsonl"), 50.0, 1e-5).unwrap();
     let tiny = RoundSpend::distributed(1, DistributedNoise::new(0.1, 1.0, 10, 5), 1.0, 1.0, 5);
     assert!(matches!(
         fresh.record_round(&tiny),

@@ -1,8 +1,8 @@
-//! Checkpoints: the model's named tensors as a safetensors file, written
-//! atomically (temporary file, fsync, rename), loadable by candle and by
-//! PyTorch's `safetensors.torch.load_file`.
+//! Checkpoints: the model's named tensors as safetensors bytes, loadable by
+//! candle and by PyTorch's `safetensors.torch.load_file`. This module
+//! encodes and decodes; whoever keeps the file writes it (atomically:
+//! veil-net's `files::write_atomic`).
 
-use std::io::Write;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -17,12 +17,12 @@ fn err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Writes the flat model `params` as named tensors.
+/// The flat model `params` as the safetensors bytes of its named tensors.
 ///
 /// # Errors
-/// [`Error::Shape`] for a wrong length; [`Error::Checkpoint`] if writing
-/// fails.
-pub fn save(path: &Path, spec: &ModelSpec, params: &[f32]) -> Result<()> {
+/// [`Error::Shape`] for a wrong length; [`Error::Checkpoint`] if the
+/// tensors cannot be encoded.
+pub fn encode(spec: &ModelSpec, params: &[f32]) -> Result<Vec<u8>> {
     if params.len() != spec.num_params() {
         return Err(Error::Shape(format!(
             "{} parameters for a model of {}",
@@ -30,6 +30,7 @@ pub fn save(path: &Path, spec: &ModelSpec, params: &[f32]) -> Result<()> {
             spec.num_params()
         )));
     }
+    let here = Path::new("checkpoint");
     let bytes: Vec<u8> = params.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut views = Vec::new();
     let mut at = 0;
@@ -38,30 +39,35 @@ pub fn save(path: &Path, spec: &ModelSpec, params: &[f32]) -> Result<()> {
         let data = bytes.get(at..at + n).unwrap_or_default();
         views.push((
             name,
-            TensorView::new(Dtype::F32, shape, data).map_err(|e| err(path, e.to_string()))?,
+            TensorView::new(Dtype::F32, shape, data).map_err(|e| err(here, e.to_string()))?,
         ));
         at += n;
     }
-    let encoded = safetensors::serialize(views, None).map_err(|e| err(path, e.to_string()))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    let io = |e: std::io::Error| err(path, e.to_string());
-    {
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&encoded).map_err(io)?;
-        f.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    safetensors::serialize(views, None).map_err(|e| err(here, e.to_string()))
 }
 
-/// Reads a checkpoint written by [`save`] for `spec` back into the flat
+/// Reads a checkpoint (as [`encode`] makes) for `spec` back into the flat
 /// order.
 ///
 /// # Errors
 /// [`Error::Checkpoint`] for a missing tensor, a wrong shape or type.
 pub fn load(path: &Path, spec: &ModelSpec) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| err(path, e.to_string()))?;
+    decode(&bytes, spec).map_err(|e| match e {
+        Error::Checkpoint { reason, .. } => err(path, reason),
+        other => other,
+    })
+}
+
+/// Decodes a checkpoint's bytes (as [`encode`] makes) for `spec` into the
+/// flat order.
+///
+/// # Errors
+/// [`Error::Checkpoint`] for a missing tensor, a wrong shape or type.
+pub fn decode(bytes: &[u8], spec: &ModelSpec) -> Result<Vec<f32>> {
+    let path = Path::new("checkpoint");
     let tensors =
-        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| err(path, e.to_string()))?;
+        safetensors::SafeTensors::deserialize(bytes).map_err(|e| err(path, e.to_string()))?;
     let mut out = Vec::with_capacity(spec.num_params());
     for (name, shape) in spec.tensors() {
         let view = tensors

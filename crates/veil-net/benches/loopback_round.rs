@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use veil_net::client::run_client;
 use veil_net::local::LocalDeployment;
-use veil_net::server::{FedAvg, RoundPlan, SecAggPlan, bind, run_server};
+use veil_net::server::{KeepModel, RoundPlan, SecAggPlan, bind, run_server};
 use veil_net::synthetic::SyntheticSource;
 use veil_secagg::sim::{SimParams, Simulation};
 
@@ -78,12 +78,8 @@ fn main() {
     // --- real QUIC on loopback ---
     let dir = tempfile::tempdir().unwrap();
     let deployment = LocalDeployment::generate(n).unwrap();
-    let options = deployment.server_options(
-        dir.path().join("state"),
-        plan,
-        Box::new(FedAvg { lr: 1.0 }),
-        None,
-    );
+    let options =
+        deployment.server_options(dir.path().join("state"), plan, Box::new(KeepModel), None);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let wall = rt.block_on(async {
         let endpoint = bind(&options).unwrap();

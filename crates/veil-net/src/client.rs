@@ -14,10 +14,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 use veil_crypto::ParticipantId;
+use veil_crypto::RoundId;
 use veil_crypto::sign::IdentitySigningKey;
 use veil_secagg::messages::{
-    ClientMessage, Decline, DeclineReason, MAX_ROUND_CONFIG_LEN, MessageType, ServerMessage,
-    max_server_message_len,
+    ClientMessage, Decline, DeclineReason, MAX_ROUND_CONFIG_LEN, MessageType, ServerMessage, Task,
+    max_server_message_len, max_task_len,
 };
 use veil_secagg::{ClientEvent, ClientSession, Roster, RoundConfig, SiteFloor};
 
@@ -27,8 +28,10 @@ use crate::deployment::RosterFile;
 use crate::error::{Error, Result};
 use crate::frame::{FrameKind, encode_frame};
 use crate::pki::fingerprint;
-use crate::task::{TASK_FIXED_LEN, Task};
 use crate::tls::{Limits, client_config, close};
+
+/// Why an [`UpdateSource`] has no update.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Where a client's update comes from: local training (veil-learn), or
 /// any vector the caller supplies.
@@ -37,8 +40,9 @@ pub trait UpdateSource: Send {
     /// clipping. An error skips this round for this client.
     ///
     /// # Errors
-    /// Whatever prevents an update; the text is logged.
-    fn update(&mut self, task: &Task) -> core::result::Result<Vec<f32>, String>;
+    /// Whatever prevents an update; it is logged and the client declines
+    /// the round.
+    fn update(&mut self, task: &Task) -> core::result::Result<Vec<f32>, SourceError>;
 }
 
 /// Reconnection with exponential backoff.
@@ -223,6 +227,19 @@ pub async fn run_client(
     })
 }
 
+/// Checks that a round's config is the one its task announced: the same
+/// round id and the model's dimension.
+pub(crate) fn config_matches_task(task_round: RoundId, task: &Task, config: &RoundConfig) -> bool {
+    config.round == task_round && config.d() == task.model.len()
+}
+
+/// The largest message a client accepts outside a round: a round config,
+/// or a task of up to `max_dimension` values.
+pub(crate) fn between_rounds_cap(max_dimension: u32) -> usize {
+    let max_d = usize::try_from(max_dimension).unwrap_or(usize::MAX);
+    MAX_ROUND_CONFIG_LEN.max(max_task_len(max_d))
+}
+
 /// A client's input for a round: its source's update for `task`, clipped,
 /// quantised into `Z_2^bits` and noised as the task says (veil-dp).
 ///
@@ -237,11 +254,14 @@ pub(crate) fn client_input<R: rand_core::CryptoRng + ?Sized>(
 ) -> Result<veil_dp::contribution::Contribution> {
     let mut update = source.update(task).map_err(Error::Source)?;
     if update.len() != task.model.len() {
-        return Err(Error::Source(format!(
-            "update has {} values, the model {}",
-            update.len(),
-            task.model.len()
-        )));
+        return Err(Error::Source(
+            format!(
+                "update has {} values, the model {}",
+                update.len(),
+                task.model.len()
+            )
+            .into(),
+        ));
     }
     Ok(veil_dp::contribution::contribute(
         &mut update,
@@ -369,12 +389,10 @@ impl Worker<'_> {
         let (queue, queue_rx) = mpsc::channel::<Arc<Vec<u8>>>(SEND_QUEUE);
         let writer = spawn_writer(send, queue_rx);
         let caps = Caps::refuse_all();
-        let max_d = usize::try_from(self.options.max_dimension).unwrap_or(usize::MAX);
         caps.set(
-            FrameKind::Task,
-            Some(TASK_FIXED_LEN.saturating_add(max_d.saturating_mul(4))),
+            FrameKind::SecAgg,
+            Some(between_rounds_cap(self.options.max_dimension)),
         );
-        caps.set(FrameKind::SecAgg, Some(MAX_ROUND_CONFIG_LEN));
         let (read_tx, mut read_rx) = mpsc::channel(4);
         let reader = spawn_reader(recv, Arc::clone(&caps), (), read_tx);
         let hello_sent = encode_frame(FrameKind::Hello, &[])
@@ -426,7 +444,7 @@ impl Worker<'_> {
         read_rx: &mut mpsc::Receiver<((), ReadEvent)>,
         source: &mut dyn UpdateSource,
     ) -> Ended {
-        let mut task: Option<Task> = None;
+        let mut task: Option<(RoundId, Task)> = None;
         let mut session: Option<ClientSession> = None;
         loop {
             let deadline = session.as_ref().and_then(ClientSession::poll_timeout);
@@ -462,15 +480,17 @@ impl Worker<'_> {
                     let reason = conn.close_reason().map_or(why, |r| r.to_string());
                     return Ended::Lost(reason);
                 }
-                ReadEvent::Frame(FrameKind::Task, bytes) => {
+                ReadEvent::Frame(FrameKind::SecAgg, bytes)
+                    if MessageType::peek(&bytes) == Some(MessageType::Task) =>
+                {
                     let max_d = usize::try_from(self.options.max_dimension).unwrap_or(usize::MAX);
                     match Task::decode(&bytes, max_d) {
-                        Ok(t) => {
-                            debug!(id = self.id, round = t.round, "task received");
+                        Ok((round, t)) => {
+                            debug!(id = self.id, round, "task received");
                             if let Some(mut old) = session.take() {
                                 old.abort();
                             }
-                            task = Some(t);
+                            task = Some((round, t));
                         }
                         Err(e) => {
                             conn.close(close::VIOLATION.into(), b"bad task");
@@ -485,14 +505,14 @@ impl Worker<'_> {
                     if let Some(s) = session.as_mut() {
                         debug!(id = self.id, kind = ?MessageType::peek(&bytes), "received");
                         let _ = s.handle_message(&bytes, Instant::now(), &mut self.rng);
-                    } else if let Some(t) = task.take() {
-                        match self.start(&t, &bytes, source) {
+                    } else if let Some((task_round, t)) = task.take() {
+                        match self.start(task_round, &t, &bytes, source) {
                             Ok(s) => {
                                 caps.set(
                                     FrameKind::SecAgg,
                                     Some(
                                         max_server_message_len(s.config())
-                                            .max(MAX_ROUND_CONFIG_LEN),
+                                            .max(between_rounds_cap(self.options.max_dimension)),
                                     ),
                                 );
                                 session = Some(s);
@@ -537,12 +557,13 @@ impl Worker<'_> {
     /// the round id is recorded before anything is sent.
     fn start(
         &mut self,
+        task_round: RoundId,
         task: &Task,
         bytes: &[u8],
         source: &mut dyn UpdateSource,
     ) -> core::result::Result<ClientSession, Declined> {
         let other = |why: String| Declined {
-            round: task.round,
+            round: task_round,
             reason: DeclineReason::Other,
             why,
         };
@@ -552,7 +573,7 @@ impl Worker<'_> {
             Err(e) => return Err(other(format!("the round config does not decode: {e}"))),
         };
         let round = config.round;
-        if round != task.round || config.d() != task.model.len() {
+        if !config_matches_task(task_round, task, &config) {
             return Err(other("the config does not match the task".into()));
         }
         if let Err(refusal) = self.options.floor.check(&config) {
@@ -698,7 +719,6 @@ mod tests {
     fn task(noise_variance: f64) -> Task {
         Task {
             training_round: 1,
-            round: 4,
             clip_norm: 1.0,
             scale: 1024.0,
             noise_variance,

@@ -20,7 +20,6 @@ pub(crate) const SEND_QUEUE: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct Caps {
     hello: AtomicUsize,
-    task: AtomicUsize,
     secagg: AtomicUsize,
 }
 
@@ -33,7 +32,6 @@ impl Caps {
     pub(crate) fn refuse_all() -> Arc<Self> {
         Arc::new(Self {
             hello: AtomicUsize::new(REFUSED),
-            task: AtomicUsize::new(REFUSED),
             secagg: AtomicUsize::new(REFUSED),
         })
     }
@@ -42,7 +40,6 @@ impl Caps {
     pub(crate) fn set(&self, kind: FrameKind, cap: Option<usize>) {
         let slot = match kind {
             FrameKind::Hello => &self.hello,
-            FrameKind::Task => &self.task,
             FrameKind::SecAgg => &self.secagg,
         };
         slot.store(cap.unwrap_or(REFUSED), Ordering::Relaxed);
@@ -53,7 +50,6 @@ impl Caps {
     pub(crate) fn get(&self, kind: FrameKind) -> Option<usize> {
         let v = match kind {
             FrameKind::Hello => &self.hello,
-            FrameKind::Task => &self.task,
             FrameKind::SecAgg => &self.secagg,
         }
         .load(Ordering::Relaxed);

@@ -37,6 +37,10 @@ pub enum Error {
     /// The protocol refused something.
     #[error(transparent)]
     Protocol(#[from] veil_secagg::Error),
+    /// The round coordinator refused something (its plan, a round it
+    /// could not release).
+    #[error(transparent)]
+    Round(#[from] veil_round::Error),
     /// The privacy layer refused something.
     #[error(transparent)]
     Privacy(#[from] veil_dp::Error),
@@ -45,7 +49,7 @@ pub enum Error {
     Config(String),
     /// The caller's update source failed.
     #[error("update source: {0}")]
-    Source(String),
+    Source(#[source] crate::client::SourceError),
 }
 
 /// veil-net's result type.

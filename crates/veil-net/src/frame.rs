@@ -18,9 +18,9 @@ pub const FRAME_HEADER_LEN: usize = 5;
 pub enum FrameKind {
     /// Client to server, first frame of a connection: empty.
     Hello = 1,
-    /// Server to client: the work of a round ([`crate::task::Task`]).
-    Task = 2,
-    /// Either way: one veil-secagg message (SPEC.md §10).
+    /// Either way: one veil-secagg message (SPEC.md §10), the round's task
+    /// included. (Kind 2 is retired: it carried the task before the task
+    /// became a §10 message.)
     SecAgg = 3,
 }
 
@@ -28,7 +28,6 @@ impl FrameKind {
     fn from_tag(tag: u8) -> Option<Self> {
         Some(match tag {
             1 => Self::Hello,
-            2 => Self::Task,
             3 => Self::SecAgg,
             _ => return None,
         })

@@ -2,21 +2,6 @@
 //! committed corpus is replayed by `cargo test` without a fuzzer.
 
 use crate::frame::{FRAME_HEADER_LEN, FrameKind, parse_header};
-use crate::task::Task;
-
-/// Decodes `data` as a task (at most 4096 elements); a task that decodes
-/// re-encodes to exactly `data` (the encoding is canonical).
-///
-/// # Panics
-/// If the invariant breaks: that is the bug the fuzzer looks for.
-#[allow(clippy::panic, reason = "a broken invariant is the finding")]
-pub fn task_decode(data: &[u8]) {
-    if let Ok(task) = Task::decode(data, 4096)
-        && task.encode() != data
-    {
-        panic!("a decoded task re-encodes differently");
-    }
-}
 
 /// Parses the first 5 bytes as a frame header, with caps from the next 4
 /// bytes (the SecAgg cap) and Hello capped at 0; an accepted header never
@@ -35,7 +20,6 @@ pub fn frame_header(data: &[u8]) {
     let caps = |k| match k {
         FrameKind::SecAgg => Some(cap),
         FrameKind::Hello => Some(0),
-        _ => None,
     };
     if let Ok((kind, len)) = parse_header(*header, caps)
         && caps(kind).is_none_or(|c| len > c)

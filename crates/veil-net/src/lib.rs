@@ -41,7 +41,6 @@ pub mod pki;
 pub mod server;
 pub mod state;
 pub mod synthetic;
-pub mod task;
 pub mod tls;
 
 pub use error::{Error, Result};

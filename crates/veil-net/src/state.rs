@@ -18,24 +18,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+pub use veil_round::Counters;
+use veil_round::Release;
 
 use crate::error::{Result, bad_file, io_err};
 use crate::files;
-
-/// The counters that survive a restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Counters {
-    /// Training rounds released so far; the next one is this plus one.
-    pub released_rounds: u64,
-    /// The next protocol round id. Every started round takes a fresh one,
-    /// persisted before the round starts, so no id is used twice even
-    /// across crashes.
-    pub next_round_id: u64,
-    /// The model dimension.
-    pub dimension: u32,
-}
 
 /// The server's state directory.
 #[derive(Debug, Clone)]
@@ -69,11 +57,7 @@ impl StateDir {
         };
         let state_path = dir.state_path();
         if !state_path.exists() {
-            let counters = Counters {
-                released_rounds: 0,
-                next_round_id: 1,
-                dimension,
-            };
+            let counters = Counters::new(dimension);
             let d = usize::try_from(dimension).unwrap_or(0);
             let model = match initial {
                 Some(m) if m.len() == d => m.to_vec(),
@@ -188,6 +172,48 @@ impl StateDir {
         files::write_atomic(&self.sum_path(training_round), &bytes, false)
     }
 
+    /// The privacy ledger's bytes (empty if there is none yet).
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file.
+    pub fn read_ledger(&self) -> Result<Vec<u8>> {
+        let path = self.ledger_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Appends a ledger line, flushes it and syncs the file.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the file (the round must then not be
+    /// released).
+    pub fn append_ledger(&self, line: &[u8]) -> Result<()> {
+        append_synced(&self.ledger_path(), line)
+    }
+
+    /// Persists a released round in the order SPEC.md §12.5 fixes: the
+    /// ledger line (synced), the model and the sum (atomically), the
+    /// counters, the round's record. The round is released once this
+    /// returns `Ok`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] naming the first file that could not be
+    /// written; what follows it is not written.
+    pub fn save_release(&self, release: &Release) -> Result<()> {
+        if let Some(line) = &release.ledger_line {
+            self.append_ledger(line)?;
+        }
+        self.save_model(&release.model)?;
+        if let Some(sum) = &release.sum {
+            self.save_sum(release.record.training_round, sum)?;
+        }
+        self.save_counters(&release.counters)?;
+        self.append_round(&release.record)
+    }
+
     /// Appends one JSON line to `rounds.jsonl`.
     ///
     /// # Errors
@@ -196,14 +222,21 @@ impl StateDir {
         let path = self.rounds_path();
         let mut line = serde_json::to_vec(record).map_err(|e| bad_file(&path, e.to_string()))?;
         line.push(b'\n');
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
-        file.write_all(&line).map_err(io_err(&path))?;
-        file.sync_data().map_err(io_err(&path))
+        append_synced(&path, &line)
     }
+}
+
+/// Appends `bytes` to the file at `path` (created if missing), flushes and
+/// syncs it.
+fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.write_all(bytes).map_err(io_err(path))?;
+    file.flush().map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
 }
 
 /// Reads a model checkpoint written by [`StateDir::save_model`].

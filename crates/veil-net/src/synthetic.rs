@@ -11,8 +11,9 @@ use rand::rngs::ChaCha20Rng;
 use rand::{RngExt, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::client::UpdateSource;
-use crate::task::Task;
+use veil_secagg::messages::Task;
+
+use crate::client::{SourceError, UpdateSource};
 
 /// The integers `k_i` of client `name`'s update in `training_round`.
 #[must_use]
@@ -50,7 +51,7 @@ impl UpdateSource for SyntheticSource {
         clippy::cast_precision_loss,
         reason = "|k| <= 8, and k / scale is exact in f32 for a power-of-two scale"
     )]
-    fn update(&mut self, task: &Task) -> Result<Vec<f32>, String> {
+    fn update(&mut self, task: &Task) -> Result<Vec<f32>, SourceError> {
         Ok(integers(&self.name, task.training_round, task.model.len())
             .into_iter()
             .map(|k| (k as f64 / task.scale) as f32)

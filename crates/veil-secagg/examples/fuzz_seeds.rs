@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use veil_secagg::fuzzing::session_params;
-use veil_secagg::messages::{ClientMessage, Decline, DeclineReason};
+use veil_secagg::messages::{ClientMessage, Decline, DeclineReason, Task};
 use veil_secagg::sim::Simulation;
 
 fn main() -> std::io::Result<()> {
@@ -42,6 +42,22 @@ fn main() -> std::io::Result<()> {
     })
     .encode(7);
     std::fs::write(dir.join("decline"), decline)?;
-    println!("wrote 2 transcripts, {count} messages and a Decline under fuzz/seeds/");
+    // Tasks: a model of three values, and an empty one.
+    let dir = root.join("task_decode");
+    std::fs::create_dir_all(&dir)?;
+    let task = Task {
+        training_round: 3,
+        clip_norm: 1.0,
+        scale: 1024.0,
+        noise_variance: 2.5,
+        model: vec![0.25, -0.5, 1.0],
+    };
+    std::fs::write(dir.join("three-elements"), task.encode(7))?;
+    let empty = Task {
+        model: Vec::new(),
+        ..task
+    };
+    std::fs::write(dir.join("empty-model"), empty.encode(8))?;
+    println!("wrote 2 transcripts, {count} messages, a Decline and 2 tasks under fuzz/seeds/");
     Ok(())
 }

@@ -11,7 +11,7 @@
 use veil_crypto::prg::RingBits;
 
 use crate::config::RoundConfig;
-use crate::messages::{ClientMessage, ServerMessage};
+use crate::messages::{ClientMessage, ServerMessage, Task};
 
 /// The round config the decoder target decodes against: n = 5, k = 2, t = 2,
 /// d = 3, b = 12.
@@ -37,6 +37,18 @@ pub fn decode_messages(data: &[u8]) {
             assert_eq!(again, data, "server message encoding is not canonical");
             assert!(ServerMessage::decode(&again, c).is_ok_and(|d| d == (round, m)));
         }
+    }
+}
+
+/// Decodes `data` as a task (at most 4096 elements); a task that decodes
+/// re-encodes to exactly `data` (the encoding is canonical).
+pub fn task_decode(data: &[u8]) {
+    if let Ok((round, task)) = Task::decode(data, 4096) {
+        assert_eq!(
+            task.encode(round),
+            data,
+            "a decoded task re-encodes differently"
+        );
     }
 }
 

@@ -44,6 +44,9 @@ pub enum MessageType {
     Abort = 11,
     /// Client to server, instead of phase 1: the client refuses the round.
     Decline = 12,
+    /// Server to client, before the `RoundConfig`: the round's work (the
+    /// global model, clipping, quantisation and noise).
+    Task = 13,
 }
 
 impl MessageType {
@@ -71,6 +74,7 @@ impl MessageType {
             10 => Self::UnmaskShares,
             11 => Self::Abort,
             12 => Self::Decline,
+            13 => Self::Task,
             _ => return None,
         })
     }
@@ -93,7 +97,8 @@ pub fn peek_header(bytes: &[u8]) -> Option<(MessageType, RoundId)> {
 
 impl MessageType {
     /// The phase a message of this type belongs to (`None` for a
-    /// `RoundConfig`, an `Abort` or a `Decline`, which belong to none).
+    /// `RoundConfig`, a `Task`, an `Abort` or a `Decline`, which belong to
+    /// none).
     #[must_use]
     pub fn phase(self) -> Option<Phase> {
         Some(match self {
@@ -102,7 +107,7 @@ impl MessageType {
             Self::MaskedInput | Self::SurvivorSet => Phase::MaskedInput,
             Self::ConsistencySignature | Self::ConsistencySignatures => Phase::ConsistencyCheck,
             Self::UnmaskShares => Phase::Unmask,
-            Self::RoundConfig | Self::Abort | Self::Decline => return None,
+            Self::RoundConfig | Self::Task | Self::Abort | Self::Decline => return None,
         })
     }
 }

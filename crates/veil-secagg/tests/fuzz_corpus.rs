@@ -19,6 +19,20 @@ fn decode_messages() {
 }
 
 #[test]
+fn task_decode() {
+    let inputs = inputs("task_decode");
+    for input in &inputs {
+        veil_secagg::fuzzing::task_decode(input);
+    }
+    // The seeds are real tasks.
+    let seeds = inputs
+        .iter()
+        .filter(|i| veil_secagg::messages::Task::decode(i, 16).is_ok())
+        .count();
+    assert!(seeds >= 2, "{seeds} tasks among the committed inputs");
+}
+
+#[test]
 fn server_session() {
     for input in inputs("server_session") {
         veil_secagg::fuzzing::server_session(&input);

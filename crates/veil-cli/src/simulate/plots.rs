@@ -17,7 +17,7 @@ pub(super) struct Point {
 }
 
 impl Point {
-    pub(super) fn from_row(r: &super::RoundRow) -> Self {
+    pub(super) fn from_row(r: &super::report::RoundRow) -> Self {
         #[expect(clippy::cast_precision_loss, reason = "round numbers are small")]
         Self {
             round: r.round as f64,

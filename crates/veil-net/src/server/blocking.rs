@@ -12,15 +12,15 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use veil_secagg::Phase;
 
 /// Calls `f`, a call into the round's session made while it collects
-/// `phase`. In the unmask phase, on a multi-thread runtime, the worker first
+/// `phase` (`None` between rounds). In the unmask phase, on a multi-thread runtime, the worker first
 /// hands its other tasks to a new thread ([`tokio::task::block_in_place`]),
 /// so they keep running while `f` computes. Elsewhere, and on a
 /// current-thread runtime (where `block_in_place` is not allowed), `f` runs
 /// as it is.
-pub(super) fn session_call<T>(phase: Phase, f: impl FnOnce() -> T) -> T {
+pub(super) fn session_call<T>(phase: Option<Phase>, f: impl FnOnce() -> T) -> T {
     let multi_thread =
         Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
-    if phase == Phase::Unmask && multi_thread {
+    if phase == Some(Phase::Unmask) && multi_thread {
         tokio::task::block_in_place(f)
     } else {
         f()
@@ -48,7 +48,7 @@ mod tests {
                 tokio::spawn(async move {
                     let _ = tx.send(());
                 });
-                session_call(phase, || rx.recv_timeout(wait).is_ok())
+                session_call(Some(phase), || rx.recv_timeout(wait).is_ok())
             })
             .await
             .unwrap()
@@ -75,8 +75,11 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        assert_eq!(rt.block_on(async { session_call(Phase::Unmask, || 7) }), 7);
+        assert_eq!(
+            rt.block_on(async { session_call(Some(Phase::Unmask), || 7) }),
+            7
+        );
         // Outside any runtime too.
-        assert_eq!(session_call(Phase::Unmask, || 8), 8);
+        assert_eq!(session_call(Some(Phase::Unmask), || 8), 8);
     }
 }

@@ -1,22 +1,30 @@
-//! The in-memory transport: the same rounds as the QUIC server (cohort
+//! The in-memory driver: the same coordinator as the QUIC server (cohort
 //! sampling, config, task, the sessions, the release order, the ledger and
 //! the state directory), with every client in this process and messages
-//! handed over in memory. Deadlines are virtual: when no message is in
-//! flight the clock jumps to the next one, so a client that sits a round out
-//! costs nothing. For fast experiments; it exercises no network code.
+//! handed over in memory. Each client receives the task and the round
+//! config as a QUIC client does and builds its session from them.
+//! Deadlines are virtual: when no message is in flight the clock jumps to
+//! the next one, so a client that sits a round out costs nothing. For fast
+//! experiments; it exercises no network code.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
 use tracing::{debug, warn};
-use veil_crypto::ParticipantId;
 use veil_crypto::sign::IdentitySigningKey;
-use veil_secagg::{ClientSession, RoundResult, ServerEvent, SiteFloor};
+use veil_crypto::{ParticipantId, RoundId};
+use veil_round::{Action, Coordinator};
+use veil_secagg::messages::{
+    ClientMessage, Decline, DeclineReason, MessageType, ServerMessage, Task,
+};
+use veil_secagg::{ClientSession, Roster, SiteFloor};
 
-use super::{Coordinator, Flight, RoundPlan, ServerModel, ServerSummary};
-use crate::client::{UpdateSource, client_input};
+use super::{RoundPlan, ServerModel, ServerSummary, open_coordinator};
+use crate::client::{UpdateSource, client_input, config_matches_task};
 use crate::deployment::RosterFile;
 use crate::error::{Error, Result};
 
@@ -38,6 +46,9 @@ impl core::fmt::Debug for MemoryClient {
     }
 }
 
+/// Draws in a row without a round after which an in-memory run gives up.
+const MAX_MISSED_DRAWS: u64 = 10_000;
+
 /// Runs `plan`'s rounds with `clients` in memory, releasing into
 /// `state_dir` exactly as [`super::run_server`] does.
 ///
@@ -50,141 +61,211 @@ pub fn run_in_memory(
     state_dir: &Path,
     model: Box<dyn ServerModel>,
     initial_model: Option<&[f32]>,
-    mut clients: Vec<MemoryClient>,
+    clients: Vec<MemoryClient>,
 ) -> Result<ServerSummary> {
-    // No connections: the channel the network side would feed stays empty.
-    let (_tx, rx) = mpsc::channel(1);
-    let mut c = Coordinator::open(plan, roster, state_dir, model, initial_model, rx)?;
-    let ids: Vec<ParticipantId> = clients.iter().map(|m| m.id).collect();
-    if ids.len() < c.plan.min_clients {
+    let min_clients = plan.min_clients;
+    let (state, mut c) = open_coordinator(plan, roster, state_dir, model, initial_model)?;
+    if clients.len() < min_clients {
         return Err(Error::Config(format!(
-            "{} clients cannot make a cohort of min_clients = {}",
-            ids.len(),
-            c.plan.min_clients
+            "{} clients cannot make a cohort of min_clients = {min_clients}",
+            clients.len()
         )));
     }
-    let mut misses = 0_u32;
-    let reason = loop {
-        if let Some(stop) = c.stop_reason()? {
-            break stop;
-        }
-        let flight = match c.sample_cohort(ids.clone()) {
-            Some(cohort) => c.begin_round(cohort)?,
-            None => None,
-        };
-        let Some(mut flight) = flight else {
-            misses = misses.saturating_add(1);
-            if misses > 10_000 {
-                return Err(Error::Config(
-                    "no usable cohort in 10000 draws: check sampling_rate and min_clients".into(),
-                ));
-            }
-            continue;
-        };
-        misses = 0;
-        let outcome = c.drive_in_memory(&mut flight, &mut clients);
-        c.finish(flight, outcome)?;
+    let mut net = Memory {
+        roster: roster.protocol_roster(),
+        sites: clients
+            .into_iter()
+            .map(|client| {
+                (
+                    client.id,
+                    Site {
+                        client,
+                        task: None,
+                        session: None,
+                    },
+                )
+            })
+            .collect(),
+        to_clients: VecDeque::new(),
+        rng: ChaCha20Rng::from_rng(&mut rand::rng()),
+        now: Instant::now(),
     };
-    Ok(ServerSummary {
-        reason,
-        released_rounds: c.counters.released_rounds,
-        failed_rounds: c.failed_rounds,
-    })
+    let ids: Vec<ParticipantId> = net.sites.keys().copied().collect();
+    for id in &ids {
+        c.connected(*id, net.now)?;
+    }
+    // Clients the coordinator disconnected (for a violation) rejoin once
+    // their round has ended.
+    let mut left: Vec<ParticipantId> = Vec::new();
+    loop {
+        net.now = net.now.max(Instant::now());
+        while let Some(action) = c.poll_action() {
+            match action {
+                Action::SaveCounters(counters) => state.save_counters(&counters)?,
+                Action::RoundStarted { .. } => net.new_round(),
+                Action::Send { to, message } => net.to_clients.push_back((to, message)),
+                Action::Disconnect { participant, .. } => {
+                    if let Some(site) = net.sites.get_mut(&participant) {
+                        site.session = None;
+                    }
+                    left.push(participant);
+                }
+                Action::Ended(record) => {
+                    state.append_round(&record)?;
+                    for id in left.drain(..) {
+                        c.connected(id, net.now)?;
+                    }
+                }
+                Action::Release(release) => {
+                    state.save_release(&release)?;
+                    c.released(&release.record);
+                    for id in left.drain(..) {
+                        c.connected(id, net.now)?;
+                    }
+                }
+                Action::Stop(reason) => return Ok(ServerSummary::of(reason, &c)),
+                _ => {}
+            }
+        }
+        if c.missed_draws() > MAX_MISSED_DRAWS {
+            return Err(Error::Config(format!(
+                "no usable cohort in {MAX_MISSED_DRAWS} draws: check sampling_rate and min_clients"
+            )));
+        }
+        if net.exchange(&mut c)? {
+            continue;
+        }
+        // Nothing in flight: the next deadline has come.
+        match c.poll_timeout() {
+            Some(deadline) => {
+                net.now = net.now.max(deadline);
+                c.handle_timeout(net.now)?;
+            }
+            None => return Err(Error::Config("the in-memory run stalled".into())),
+        }
+    }
 }
 
-impl Coordinator {
-    fn drive_in_memory(
-        &mut self,
-        flight: &mut Flight,
-        clients: &mut [MemoryClient],
-    ) -> core::result::Result<RoundResult, String> {
-        let config = flight.session.config().clone();
-        let mut now = Instant::now();
-        let mut sessions = BTreeMap::new();
-        for client in clients.iter_mut().filter(|m| config.contains(m.id)) {
-            let started = client_input(
-                &flight.task,
-                config.ring.bits(),
-                client.source.as_mut(),
-                &mut self.rng,
-            )
-            .map_err(|e| e.to_string())
-            .and_then(|contribution| {
-                ClientSession::new(
-                    config.clone(),
-                    client.id,
-                    client.identity.clone(),
-                    &self.roster,
-                    // The in-memory clients are the coordinator's own
-                    // simulation of the sites: their floor is the config
-                    // it chose.
-                    &SiteFloor::none(),
-                    contribution.input,
-                    now,
-                    &mut self.rng,
-                )
-                .map_err(|e| e.to_string())
-            });
-            match started {
-                Ok(session) => {
-                    sessions.insert(client.id, session);
-                }
-                Err(e) => warn!(participant = client.id, "round skipped: {e}"),
+/// One in-memory client and its round state.
+struct Site {
+    client: MemoryClient,
+    /// The round's task, once received.
+    task: Option<(RoundId, Task)>,
+    session: Option<ClientSession>,
+}
+
+struct Memory {
+    roster: Roster,
+    sites: BTreeMap<ParticipantId, Site>,
+    to_clients: VecDeque<(ParticipantId, Arc<Vec<u8>>)>,
+    rng: ChaCha20Rng,
+    now: Instant,
+}
+
+impl Memory {
+    fn new_round(&mut self) {
+        for site in self.sites.values_mut() {
+            site.task = None;
+            site.session = None;
+        }
+    }
+
+    /// Hands every queued message to its receiver; `true` if anything moved.
+    fn exchange(&mut self, c: &mut Coordinator) -> Result<bool> {
+        let mut moved = false;
+        while let Some((to, message)) = self.to_clients.pop_front() {
+            moved = true;
+            if let Some(reply) = self.deliver(to, &message) {
+                c.handle_message(to, &reply, self.now)?;
             }
         }
-        // The server's config message is implicit here: each client
-        // session was built from the config itself.
-        let mut to_clients: VecDeque<(ParticipantId, Vec<u8>)> = VecDeque::new();
-        while flight.session.poll_transmit().is_some() {}
-        loop {
-            let mut moved = false;
-            for (id, session) in &mut sessions {
-                while let Some(bytes) = session.poll_transmit() {
-                    moved = true;
-                    flight.bytes_in = flight.bytes_in.saturating_add(bytes.len() as u64);
-                    if let Err(e) = flight
-                        .session
-                        .handle_message(*id, &bytes, now, &mut self.rng)
-                    {
-                        debug!(participant = id, "message refused: {e}");
-                    }
-                }
-            }
-            while let Some(out) = flight.session.poll_transmit() {
-                to_clients.push_back(out);
-            }
-            while let Some((id, bytes)) = to_clients.pop_front() {
+        for (id, site) in &mut self.sites {
+            let Some(session) = site.session.as_mut() else {
+                continue;
+            };
+            while let Some(bytes) = session.poll_transmit() {
                 moved = true;
-                flight.bytes_out = flight.bytes_out.saturating_add(bytes.len() as u64);
-                if let Some(session) = sessions.get_mut(&id) {
-                    let _ = session.handle_message(&bytes, now, &mut self.rng);
-                }
+                c.handle_message(*id, &bytes, self.now)?;
             }
-            while let Some(event) = flight.session.poll_event() {
-                match event {
-                    ServerEvent::PhaseCompleted { phase, .. } => {
-                        let ms = super::millis(flight.phase_started.elapsed());
-                        flight.phase_started = Instant::now();
-                        flight.phase_ms.push((format!("{phase:?}"), ms));
-                    }
-                    ServerEvent::PeerDropped {
-                        participant, phase, ..
-                    } => debug!(participant, ?phase, "participant dropped"),
-                    ServerEvent::RoundComplete(result) => return Ok(result),
-                    ServerEvent::Aborted(e) => return Err(e.to_string()),
-                    _ => {}
-                }
+        }
+        Ok(moved)
+    }
+
+    /// Gives `to` a message from the server; returns a `Decline` to send
+    /// back if the client refuses the round.
+    fn deliver(&mut self, to: ParticipantId, message: &[u8]) -> Option<Vec<u8>> {
+        let site = self.sites.get_mut(&to)?;
+        if MessageType::peek(message) == Some(MessageType::Task) {
+            match Task::decode(message, usize::MAX) {
+                Ok(task) => site.task = Some(task),
+                Err(e) => warn!(participant = to, "bad task: {e}"),
             }
-            if !moved {
-                // Nothing in flight: the next deadline has come.
-                match flight.session.poll_timeout() {
-                    Some(deadline) => {
-                        now = now.max(deadline);
-                        flight.session.handle_timeout(now, &mut self.rng);
-                    }
-                    None => return Err("the round stalled".into()),
-                }
+            return None;
+        }
+        if let Some(session) = site.session.as_mut() {
+            let _ = session.handle_message(message, self.now, &mut self.rng);
+            return None;
+        }
+        let (task_round, task) = site.task.take()?;
+        let started = start(
+            site,
+            &self.roster,
+            task_round,
+            &task,
+            message,
+            self.now,
+            &mut self.rng,
+        );
+        match started {
+            Ok(session) => {
+                site.session = Some(session);
+                None
+            }
+            Err(e) => {
+                warn!(participant = to, "round declined: {e}");
+                Some(
+                    ClientMessage::Decline(Decline {
+                        reason: DeclineReason::Other,
+                    })
+                    .encode(task_round),
+                )
             }
         }
     }
+}
+
+/// A client's session for the round whose task it holds and whose config
+/// `message` is.
+fn start(
+    site: &mut Site,
+    roster: &Roster,
+    task_round: RoundId,
+    task: &Task,
+    message: &[u8],
+    now: Instant,
+    rng: &mut ChaCha20Rng,
+) -> Result<ClientSession> {
+    let config = match ServerMessage::decode(message, None)? {
+        (_, ServerMessage::RoundConfig(config)) => config,
+        (_, other) => {
+            debug!(kind = ?other.message_type(), "message before the round config ignored");
+            return Err(Error::Frame("no round config after the task"));
+        }
+    };
+    if !config_matches_task(task_round, task, &config) {
+        return Err(Error::Frame("the config does not match the task"));
+    }
+    let contribution = client_input(task, config.ring.bits(), site.client.source.as_mut(), rng)?;
+    Ok(ClientSession::new(
+        config,
+        site.client.id,
+        site.client.identity.clone(),
+        roster,
+        // The in-memory clients are the coordinator's own simulation of
+        // the sites: their floor is the config it chose.
+        &SiteFloor::none(),
+        contribution.input,
+        now,
+        rng,
+    )?)
 }

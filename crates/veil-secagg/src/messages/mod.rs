@@ -14,6 +14,7 @@ mod decline;
 mod masked_input;
 mod round_config;
 mod share_keys;
+mod task;
 mod unmask;
 
 pub use crate::tags::DeclineReason;
@@ -29,6 +30,7 @@ pub use round_config::session_id;
 pub use share_keys::{
     SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
 };
+pub use task::{TASK_FIXED_LEN, Task, max_task_len};
 pub use unmask::{ShareKind, UnmaskShare, UnmaskShares};
 
 use veil_crypto::RoundId;

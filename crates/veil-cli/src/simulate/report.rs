@@ -1,0 +1,123 @@
+//! What a `veil simulate` run reports: a row of metrics per released
+//! round (evaluated on the held-out rows), `metrics.csv` and
+//! `metrics.json`, and the medians of the summary.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use veil_learn::dataset::Dataset;
+use veil_learn::eval::{Metrics, evaluate};
+use veil_learn::model::ModelSpec;
+use veil_net::server::RoundReport;
+
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct RoundRow {
+    pub(super) round: u64,
+    pub(super) included: usize,
+    pub(super) participants: usize,
+    pub(super) test_loss: f64,
+    pub(super) test_accuracy: f64,
+    pub(super) test_auc: Option<f64>,
+    pub(super) epsilon: Option<f64>,
+    pub(super) ms: u64,
+    pub(super) bytes_up_per_client: u64,
+    pub(super) bytes_down_per_client: u64,
+    pub(super) udp_bytes_up_per_client: u64,
+    pub(super) udp_bytes_down_per_client: u64,
+}
+
+/// Evaluates each released model on the held-out rows and records a
+/// [`RoundRow`]; drives the progress bar.
+pub(super) struct Recorder {
+    pub(super) spec: ModelSpec,
+    pub(super) test: Dataset,
+    pub(super) rows: Arc<Mutex<Vec<RoundRow>>>,
+    pub(super) progress: ProgressBar,
+    /// With DP-SGD: the largest example-level ε of any client after each
+    /// round (the server's own ledger is off then).
+    pub(super) example_epsilon: Vec<f64>,
+}
+
+impl Recorder {
+    pub(super) fn released(&mut self, report: &RoundReport, model: &[f32]) {
+        let metrics = evaluate(&self.spec, model, &self.test).unwrap_or(Metrics {
+            loss: f64::NAN,
+            accuracy: f64::NAN,
+            auc: None,
+        });
+        let n = report.participants.max(1) as u64;
+        let row = RoundRow {
+            round: report.training_round,
+            included: report.included,
+            participants: report.participants,
+            test_loss: metrics.loss,
+            test_accuracy: metrics.accuracy,
+            test_auc: metrics.auc,
+            epsilon: report.epsilon.or_else(|| {
+                usize::try_from(report.training_round)
+                    .ok()
+                    .and_then(|r| self.example_epsilon.get(r.wrapping_sub(1)).copied())
+            }),
+            ms: report.total_ms,
+            bytes_up_per_client: report.bytes_in / n,
+            bytes_down_per_client: report.bytes_out / n,
+            udp_bytes_up_per_client: report.udp_bytes_in / n,
+            udp_bytes_down_per_client: report.udp_bytes_out / n,
+        };
+        self.progress.set_message(format!(
+            "acc {:.3}{}",
+            row.test_accuracy,
+            row.epsilon
+                .map(|e| format!("  ε {e:.2}"))
+                .unwrap_or_default()
+        ));
+        self.progress.inc(1);
+        if let Ok(mut rows) = self.rows.lock() {
+            rows.push(row);
+        }
+    }
+}
+
+pub(super) fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+/// Writes `metrics.csv` and `metrics.json` into the run directory.
+pub(super) fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let mut csv = String::from(
+        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
+    );
+    for r in rows {
+        csv += &format!(
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            r.round,
+            r.included,
+            r.participants,
+            r.test_loss,
+            r.test_accuracy,
+            opt(r.test_auc),
+            opt(r.epsilon),
+            r.ms,
+            r.bytes_up_per_client,
+            r.bytes_down_per_client,
+            r.udp_bytes_up_per_client,
+            r.udp_bytes_down_per_client
+        );
+    }
+    let w = |name: &str, bytes: &[u8]| {
+        std::fs::write(out.join(name), bytes)
+            .map_err(|e| format!("{}: {e}", out.join(name).display()))
+    };
+    w("metrics.csv", csv.as_bytes())?;
+    w(
+        "metrics.json",
+        serde_json::to_string_pretty(rows)
+            .map_err(|e| e.to_string())?
+            .as_bytes(),
+    )
+}

@@ -1,0 +1,803 @@
+//! The round coordinator: a sans-IO state machine over a deployment's
+//! rounds (see the crate docs).
+//!
+//! Between rounds it waits until the pool holds every roster client, or
+//! `min_clients` for `start_delay`; then it draws a cohort, takes the next
+//! round id (asking for the counters to be persisted before anything is
+//! sent, so a crash never reuses it), and starts a [`ServerSession`]. It
+//! relays the session's messages and events until the round completes or
+//! aborts, and then releases: ledger line, model, sum and counters in one
+//! [`Action::Release`] whose parts the driver persists in that order before
+//! it carries out any later action.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::ChaCha20Rng;
+use rand::{RngExt, SeedableRng};
+use tracing::{debug, info, warn};
+use veil_crypto::ParticipantId;
+use veil_crypto::prg::RingBits;
+use veil_dp::ledger::Ledger;
+use veil_secagg::messages::{Task, max_client_message_len, peek_header};
+use veil_secagg::{Phase, Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
+
+use crate::error::{Error, ModelError, Result};
+use crate::plan::RoundPlan;
+use crate::record::{Counters, Outcome, RoundRecord, RoundReport};
+
+/// How the server turns a released mean update into the next global model,
+/// and what it does after each release (evaluation, reporting). The server
+/// optimiser's state lives here and is not persisted by the coordinator.
+pub trait ServerModel: Send {
+    /// Applies the mean of the included clients' updates to `model`.
+    ///
+    /// # Errors
+    /// Whatever prevents it; the round is then not released and the run
+    /// stops.
+    fn apply(
+        &mut self,
+        model: &mut [f32],
+        mean_update: &[f32],
+    ) -> core::result::Result<(), ModelError>;
+
+    /// Called after a round is released and persisted.
+    fn released(&mut self, report: &RoundReport, model: &[f32]) {
+        let _ = (report, model);
+    }
+}
+
+/// A server model that keeps the model as it is: for benchmarks and
+/// protocol tests, where only the released sums matter. (The server
+/// optimisers, FedAvg among them, are veil-learn's.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepModel;
+
+impl ServerModel for KeepModel {
+    fn apply(
+        &mut self,
+        _model: &mut [f32],
+        _mean_update: &[f32],
+    ) -> core::result::Result<(), ModelError> {
+        Ok(())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The configured number of rounds was released.
+    RoundsDone,
+    /// The next round would exceed the privacy budget.
+    BudgetExhausted,
+    /// The caller asked it to stop.
+    Shutdown,
+}
+
+/// A released round, to persist in this order: the ledger line (appended
+/// and synced), the model and the sum (each replaced atomically), the
+/// counters, the record. Then call [`Coordinator::released`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Release {
+    /// The ledger line (with privacy on).
+    pub ledger_line: Option<Vec<u8>>,
+    /// The new global model.
+    pub model: Vec<f32>,
+    /// The released sum, when the plan keeps sums.
+    pub sum: Option<Vec<u64>>,
+    /// The counters, with the round released.
+    pub counters: Counters,
+    /// The round's record (a transport adds its wire counters).
+    pub record: RoundRecord,
+}
+
+/// What the driver must do, in the order given.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Action {
+    /// Persist the counters before carrying out any later action: a round
+    /// id was taken.
+    SaveCounters(Counters),
+    /// A round starts: from now on each participant may send messages of up
+    /// to `client_cap` bytes (keep the cap after the round, so a late
+    /// message is stale rather than a violation).
+    RoundStarted {
+        /// The protocol round id.
+        round: u64,
+        /// The cohort.
+        participants: Vec<ParticipantId>,
+        /// The largest message a participant may send in the round.
+        client_cap: usize,
+    },
+    /// Send `message` (one encoded veil-secagg message) to `to`. If it
+    /// cannot be queued, disconnect `to` and report
+    /// [`Coordinator::disconnected`].
+    Send {
+        /// The recipient.
+        to: ParticipantId,
+        /// The encoded message (shared by all recipients of a broadcast).
+        message: Arc<Vec<u8>>,
+    },
+    /// Close `participant`'s connection: it broke a rule. It has left the
+    /// pool already.
+    Disconnect {
+        /// Who.
+        participant: ParticipantId,
+        /// Why, for the close frame and the log.
+        reason: &'static str,
+    },
+    /// A round ended without a release: append its record.
+    Ended(Box<RoundRecord>),
+    /// A round is released: persist it (see [`Release`]).
+    Release(Box<Release>),
+    /// The run is over.
+    Stop(StopReason),
+}
+
+/// Where a run starts: the state a driver restored, or a new deployment's.
+#[derive(Debug)]
+pub struct Resume {
+    /// The counters.
+    pub counters: Counters,
+    /// The global model.
+    pub model: Vec<f32>,
+    /// The privacy ledger, opened from its file, when the plan has privacy.
+    pub ledger: Option<Ledger>,
+}
+
+/// A round in flight, with its bookkeeping.
+struct Flight {
+    session: ServerSession,
+    training_round: u64,
+    started: Instant,
+    phase_started: Instant,
+    phase_ms: Vec<(String, u64)>,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+enum State {
+    /// Between rounds: since when the pool has held `min_clients`, and
+    /// when to try again after a draw that gave no round.
+    Idle {
+        enough_since: Option<Instant>,
+        retry_at: Option<Instant>,
+    },
+    Round(Box<Flight>),
+    Stopped,
+}
+
+/// The least wait before another draw after one that gave no round.
+const REDRAW_WAIT: Duration = Duration::from_millis(50);
+
+/// The round coordinator.
+pub struct Coordinator {
+    plan: RoundPlan,
+    roster: Roster,
+    roster_size: usize,
+    counters: Counters,
+    model: Vec<f32>,
+    ledger: Option<Ledger>,
+    server_model: Box<dyn ServerModel>,
+    rng: ChaCha20Rng,
+    unmask_threads: usize,
+    pool: BTreeSet<ParticipantId>,
+    state: State,
+    actions: VecDeque<Action>,
+    failed_rounds: u64,
+    missed_draws: u64,
+    /// Whether the stop rules were checked since the last round ended
+    /// (they change only when a round ends).
+    stop_checked: bool,
+}
+
+impl core::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("plan", &self.plan)
+            .field("counters", &self.counters)
+            .field("pool", &self.pool.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Coordinator {
+    /// A coordinator for `plan` over `roster` (of `roster_size` clients),
+    /// resuming from `resume`, with `server_model` as the optimiser and
+    /// `seed` for its randomness (cohort draws, graph seeds, the session's
+    /// nonces).
+    ///
+    /// # Errors
+    /// [`Error::Plan`] if the plan fails its check, the roster cannot make
+    /// a cohort, the resumed state does not fit the plan, or privacy is on
+    /// without a ledger.
+    pub fn new(
+        plan: RoundPlan,
+        roster: Roster,
+        roster_size: usize,
+        resume: Resume,
+        server_model: Box<dyn ServerModel>,
+        seed: [u8; 32],
+    ) -> Result<Self> {
+        plan.check()?;
+        if roster_size < plan.min_clients {
+            return Err(Error::plan(
+                "min_clients",
+                format!(
+                    "the roster lists {roster_size} clients, fewer than min_clients = {}: no round could start",
+                    plan.min_clients
+                ),
+            ));
+        }
+        if resume.counters.dimension != plan.dimension
+            || resume.model.len() != plan.dimension as usize
+        {
+            return Err(Error::plan(
+                "dimension",
+                format!(
+                    "the resumed state holds a model of {} values, the plan {}",
+                    resume.model.len(),
+                    plan.dimension
+                ),
+            ));
+        }
+        if plan.privacy.is_some() != resume.ledger.is_some() {
+            return Err(Error::plan(
+                "privacy",
+                "a plan with privacy needs its ledger, and only such a plan",
+            ));
+        }
+        Ok(Self {
+            plan,
+            roster,
+            roster_size,
+            counters: resume.counters,
+            model: resume.model,
+            ledger: resume.ledger,
+            server_model,
+            rng: ChaCha20Rng::from_seed(seed),
+            unmask_threads: 1,
+            pool: BTreeSet::new(),
+            state: State::Idle {
+                enough_since: None,
+                retry_at: None,
+            },
+            actions: VecDeque::new(),
+            failed_rounds: 0,
+            missed_draws: 0,
+            stop_checked: false,
+        })
+    }
+
+    /// Threads a round's final unmasking may use (0 counts as 1).
+    pub fn set_unmask_threads(&mut self, threads: usize) {
+        self.unmask_threads = threads;
+    }
+
+    /// The counters as the coordinator holds them.
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Rounds that aborted, were discarded or could not start in this run.
+    #[must_use]
+    pub fn failed_rounds(&self) -> u64 {
+        self.failed_rounds
+    }
+
+    /// Draws in a row that gave no round (too small a cohort, or no
+    /// parameters for it); 0 once a round starts.
+    #[must_use]
+    pub fn missed_draws(&self) -> u64 {
+        self.missed_draws
+    }
+
+    /// The global model.
+    #[must_use]
+    pub fn model(&self) -> &[f32] {
+        &self.model
+    }
+
+    /// The phase of the round in flight, if any: a driver that must keep
+    /// other work going while the unmask phase computes the sum asks this
+    /// before a call.
+    #[must_use]
+    pub fn phase(&self) -> Option<Phase> {
+        match &self.state {
+            State::Round(f) => Some(f.session.phase()),
+            _ => None,
+        }
+    }
+
+    /// The id of the round in flight, if any.
+    #[must_use]
+    pub fn round(&self) -> Option<u64> {
+        match &self.state {
+            State::Round(f) => Some(f.session.config().round),
+            _ => None,
+        }
+    }
+
+    /// The next action to carry out.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Round(f) => f.session.poll_timeout(),
+            State::Idle {
+                retry_at: Some(at), ..
+            } => Some(*at),
+            State::Idle {
+                enough_since: Some(since),
+                ..
+            } => since.checked_add(self.plan.start_delay),
+            State::Idle { .. } | State::Stopped => None,
+        }
+    }
+
+    /// A deadline may have passed.
+    ///
+    /// # Errors
+    /// As [`Self::connected`].
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if let State::Round(f) = &mut self.state {
+            f.session.handle_timeout(now, &mut self.rng);
+            self.pump(now)?;
+        }
+        self.advance(now)
+    }
+
+    /// `id` connected (again: a participant of the round in flight that
+    /// reconnects lost its round state and is dropped from the round).
+    ///
+    /// # Errors
+    /// Fatal errors of the run: a ledger that cannot account the next
+    /// round, a session that cannot start, an optimiser that fails.
+    pub fn connected(&mut self, id: ParticipantId, now: Instant) -> Result<()> {
+        let again = !self.pool.insert(id);
+        if again {
+            self.drop_from_round(id, now);
+        }
+        self.pump(now)?;
+        self.advance(now)
+    }
+
+    /// `id`'s connection ended (or could not take a message).
+    ///
+    /// # Errors
+    /// As [`Self::connected`].
+    pub fn disconnected(&mut self, id: ParticipantId, now: Instant) -> Result<()> {
+        if self.pool.remove(&id) {
+            info!(participant = id, "client left");
+            self.drop_from_round(id, now);
+        }
+        self.pump(now)?;
+        self.advance(now)
+    }
+
+    /// A veil-secagg message from `id`. A message of an earlier round, or
+    /// one between rounds, is stale and ignored (a client may send before
+    /// it learns that a round ended); a message from outside the round's
+    /// cohort is a violation.
+    ///
+    /// # Errors
+    /// As [`Self::connected`].
+    pub fn handle_message(&mut self, id: ParticipantId, bytes: &[u8], now: Instant) -> Result<()> {
+        if !self.pool.contains(&id) {
+            return Ok(());
+        }
+        let State::Round(f) = &mut self.state else {
+            debug!(participant = id, "stale message between rounds ignored");
+            return Ok(());
+        };
+        let round = f.session.config().round;
+        if peek_header(bytes).is_some_and(|(_, r)| r < round) {
+            debug!(participant = id, "stale message ignored");
+            return Ok(());
+        }
+        if !f.session.config().contains(id) {
+            warn!(participant = id, "message from outside the cohort");
+            self.pool.remove(&id);
+            self.actions.push_back(Action::Disconnect {
+                participant: id,
+                reason: "unexpected message",
+            });
+            return Ok(());
+        }
+        f.bytes_in = f.bytes_in.saturating_add(bytes.len() as u64);
+        if let Err(e) = f.session.handle_message(id, bytes, now, &mut self.rng) {
+            debug!(participant = id, "message refused: {e}");
+        }
+        self.pump(now)?;
+        self.advance(now)
+    }
+
+    /// After a [`Action::Release`] was persisted: tells the server model,
+    /// with the record as persisted (a transport's wire counters in it).
+    pub fn released(&mut self, record: &RoundRecord) {
+        self.server_model
+            .released(&RoundReport::from(record), &self.model);
+    }
+
+    fn drop_from_round(&mut self, id: ParticipantId, now: Instant) {
+        if let State::Round(f) = &mut self.state
+            && f.session.config().contains(id)
+        {
+            f.session.handle_disconnect(id, now, &mut self.rng);
+        }
+    }
+
+    /// Between rounds: stops, or starts a round when the pool is ready.
+    fn advance(&mut self, now: Instant) -> Result<()> {
+        let State::Idle {
+            enough_since,
+            retry_at,
+        } = &mut self.state
+        else {
+            return Ok(());
+        };
+        if retry_at.is_some_and(|at| now < at) {
+            return Ok(());
+        }
+        *retry_at = None;
+        let n = self.pool.len();
+        let ready = if n >= self.roster_size {
+            true
+        } else if n >= self.plan.min_clients {
+            let since = *enough_since.get_or_insert(now);
+            now.saturating_duration_since(since) >= self.plan.start_delay
+        } else {
+            *enough_since = None;
+            false
+        };
+        if !self.stop_checked {
+            if let Some(stop) = self.stop_reason()? {
+                self.state = State::Stopped;
+                self.actions.push_back(Action::Stop(stop));
+                return Ok(());
+            }
+            self.stop_checked = true;
+        }
+        if !ready {
+            return Ok(());
+        }
+        let flight = match self.sample_cohort() {
+            Some(cohort) => self.begin_round(cohort, now)?,
+            None => None,
+        };
+        match flight {
+            Some(flight) => {
+                self.missed_draws = 0;
+                self.state = State::Round(flight);
+                self.pump(now)
+            }
+            None => {
+                self.missed_draws = self.missed_draws.saturating_add(1);
+                let wait = self.plan.start_delay.max(REDRAW_WAIT);
+                if let State::Idle { retry_at, .. } = &mut self.state {
+                    *retry_at = now.checked_add(wait);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the run is over: its rounds are released, or the next round
+    /// would take `ε` past the budget.
+    fn stop_reason(&self) -> Result<Option<StopReason>> {
+        if self.plan.rounds > 0 && self.counters.released_rounds >= self.plan.rounds {
+            return Ok(Some(StopReason::RoundsDone));
+        }
+        if let (Some(ledger), Some(p)) = (&self.ledger, self.plan.privacy) {
+            // The fewest shares a released sum may hold.
+            if let Some(spend) = self
+                .plan
+                .spend(self.counters.next_round_id, self.plan.min_clients)
+            {
+                let next = ledger.epsilon_after(&spend)?;
+                if next > p.budget {
+                    warn!(
+                        spent = ledger.summary().epsilon,
+                        next,
+                        budget = p.budget,
+                        "privacy budget exhausted: no further round"
+                    );
+                    return Ok(Some(StopReason::BudgetExhausted));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Poisson sampling with rate `q` from the pool, as the accountant
+    /// assumes; `None` if fewer than `min_clients` were drawn.
+    fn sample_cohort(&mut self) -> Option<Vec<ParticipantId>> {
+        let q = self.plan.sampling_rate;
+        let rng = &mut self.rng;
+        let mut cohort: Vec<ParticipantId> = self
+            .pool
+            .iter()
+            .copied()
+            .filter(|_| q >= 1.0 || rng.random::<f64>() < q)
+            .collect();
+        if cohort.len() < self.plan.min_clients {
+            debug!(
+                sampled = cohort.len(),
+                min = self.plan.min_clients,
+                "cohort too small; sampling again"
+            );
+            return None;
+        }
+        while cohort.len() > self.plan.max_clients {
+            let i = self.rng.random_range(0..cohort.len());
+            cohort.swap_remove(i);
+        }
+        cohort.sort_unstable();
+        Some(cohort)
+    }
+
+    fn round_config(&mut self, cohort: Vec<ParticipantId>, round: u64) -> Result<RoundConfig> {
+        let n = cohort.len();
+        let rec = self.plan.secagg.parameters(n)?;
+        let timeout_ms = u32::try_from(self.plan.phase_timeout.as_millis()).unwrap_or(u32::MAX);
+        let ring = RingBits::new(self.plan.ring_bits()?)
+            .map_err(|e| Error::plan("scale", e.to_string()))?;
+        let mut seed = [0_u8; 32];
+        self.rng.fill(&mut seed);
+        Ok(RoundConfig::new(
+            round,
+            cohort,
+            self.plan.dimension,
+            ring,
+            rec.threshold,
+            rec.degree,
+            rec.max_corrupt,
+            timeout_ms,
+            seed,
+        )?)
+    }
+
+    /// Takes the next round id (to be persisted before anything is sent),
+    /// builds the config and the task, and starts the session. `None` if no
+    /// config fits this cohort.
+    fn begin_round(
+        &mut self,
+        cohort: Vec<ParticipantId>,
+        now: Instant,
+    ) -> Result<Option<Box<Flight>>> {
+        let round = self.counters.next_round_id;
+        let training_round = self.counters.released_rounds.saturating_add(1);
+        self.counters.next_round_id = round.saturating_add(1);
+        self.actions.push_back(Action::SaveCounters(self.counters));
+        let config = match self.round_config(cohort, round) {
+            Ok(c) => c,
+            Err(e) => {
+                // Parameters depend on the cohort size; another draw may fit.
+                warn!(
+                    round,
+                    "round skipped: {e} (set secagg.complete_graph_threshold or lower secagg.corrupt_fraction for small cohorts)"
+                );
+                self.failed_rounds = self.failed_rounds.saturating_add(1);
+                return Ok(None);
+            }
+        };
+        let task = Task {
+            training_round,
+            clip_norm: self.plan.clip_norm,
+            scale: self.plan.scale,
+            noise_variance: self.plan.noise_variance(),
+            model: self.model.clone(),
+        };
+        info!(
+            round,
+            training_round,
+            n = config.n(),
+            k = config.degree,
+            t = config.threshold,
+            bits = config.ring.bits(),
+            d = config.dimension,
+            "round started"
+        );
+        let mut session = ServerSession::new(config.clone(), &self.roster, now)?;
+        session.set_unmask_threads(self.unmask_threads);
+        self.actions.push_back(Action::RoundStarted {
+            round,
+            participants: config.participants.clone(),
+            client_cap: max_client_message_len(&config),
+        });
+        let message = Arc::new(task.encode(round));
+        let task_bytes = (message.len() as u64).saturating_mul(config.n() as u64);
+        for to in &config.participants {
+            self.actions.push_back(Action::Send {
+                to: *to,
+                message: Arc::clone(&message),
+            });
+        }
+        Ok(Some(Box::new(Flight {
+            session,
+            training_round,
+            started: now,
+            phase_started: now,
+            phase_ms: Vec::new(),
+            bytes_in: 0,
+            bytes_out: task_bytes,
+        })))
+    }
+
+    /// Queues what the round's session sent and handles its events; on the
+    /// round's end, finishes it.
+    fn pump(&mut self, now: Instant) -> Result<()> {
+        let State::Round(f) = &mut self.state else {
+            return Ok(());
+        };
+        let round = f.session.config().round;
+        let mut done = None;
+        loop {
+            while let Some((to, bytes)) = f.session.poll_transmit() {
+                f.bytes_out = f.bytes_out.saturating_add(bytes.len() as u64);
+                self.actions.push_back(Action::Send {
+                    to,
+                    message: Arc::new(bytes),
+                });
+            }
+            let Some(event) = f.session.poll_event() else {
+                break;
+            };
+            match event {
+                ServerEvent::PhaseCompleted { phase, remaining } => {
+                    let ms = millis(now.saturating_duration_since(f.phase_started));
+                    f.phase_started = now;
+                    f.phase_ms.push((format!("{phase:?}"), ms));
+                    info!(round, ?phase, remaining, ms, "phase done");
+                }
+                ServerEvent::PeerDropped {
+                    participant,
+                    phase,
+                    reason,
+                } => {
+                    // A client that declined the round broke no rule: it
+                    // says which of its site's rules the round broke, and
+                    // stays connected for the next round.
+                    if let Some(veil_secagg::Error::Declined { reason, .. }) = &reason {
+                        warn!(
+                            round,
+                            participant,
+                            reason = %reason,
+                            "participant declined the round: its site's {reason} refuses it"
+                        );
+                        continue;
+                    }
+                    warn!(
+                        round,
+                        participant,
+                        ?phase,
+                        reason = reason.as_ref().map(ToString::to_string),
+                        "participant dropped"
+                    );
+                    if reason.is_some() && self.pool.remove(&participant) {
+                        self.actions.push_back(Action::Disconnect {
+                            participant,
+                            reason: "protocol violation",
+                        });
+                    }
+                }
+                ServerEvent::RoundComplete(result) => done = Some(Ok(result)),
+                ServerEvent::Aborted(e) => done = Some(Err(e.to_string())),
+                _ => {}
+            }
+        }
+        let Some(outcome) = done else {
+            return Ok(());
+        };
+        let State::Round(flight) = core::mem::replace(
+            &mut self.state,
+            State::Idle {
+                enough_since: None,
+                retry_at: None,
+            },
+        ) else {
+            return Ok(());
+        };
+        self.finish(*flight, outcome, now)
+    }
+
+    fn finish(
+        &mut self,
+        flight: Flight,
+        outcome: core::result::Result<RoundResult, String>,
+        now: Instant,
+    ) -> Result<()> {
+        self.stop_checked = false;
+        let config = flight.session.config();
+        let mut record = RoundRecord {
+            round_id: config.round,
+            training_round: flight.training_round,
+            outcome: Outcome::Aborted,
+            detail: None,
+            participants: config.participants.clone(),
+            included: Vec::new(),
+            degree: config.degree,
+            threshold: config.threshold,
+            ring_bits: config.ring.bits(),
+            bytes_in: flight.bytes_in,
+            bytes_out: flight.bytes_out,
+            udp_bytes_in: 0,
+            udp_bytes_out: 0,
+            phase_ms: flight.phase_ms,
+            total_ms: millis(now.saturating_duration_since(flight.started)),
+            epsilon: None,
+        };
+        let result = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(round = config.round, "round aborted, nothing released: {e}");
+                record.detail = Some(e);
+                self.failed_rounds = self.failed_rounds.saturating_add(1);
+                self.actions.push_back(Action::Ended(Box::new(record)));
+                return Ok(());
+            }
+        };
+        record.included.clone_from(&result.included);
+        if self.ledger.is_some() && result.included.len() < self.plan.min_clients {
+            let why = format!(
+                "{} contributions, fewer than the {} the noise is sized for",
+                result.included.len(),
+                self.plan.min_clients
+            );
+            warn!(
+                round = config.round,
+                "sum discarded, nothing released: {why}"
+            );
+            record.outcome = Outcome::Discarded;
+            record.detail = Some(why);
+            self.failed_rounds = self.failed_rounds.saturating_add(1);
+            self.actions.push_back(Action::Ended(Box::new(record)));
+            return Ok(());
+        }
+        let mean = veil_dp::contribution::mean_update(
+            &result.sum,
+            self.plan.scale,
+            config.ring.bits(),
+            result.included.len(),
+        )?;
+        // 1. The ledger line, to be synced before anything is released.
+        let mut ledger_line = None;
+        if let (Some(ledger), Some(spend)) = (
+            self.ledger.as_mut(),
+            self.plan.spend(config.round, result.included.len()),
+        ) {
+            let recorded = ledger.record_round(&spend)?;
+            record.epsilon = Some(recorded.epsilon);
+            ledger_line = Some(recorded.line);
+        }
+        // 2. The model.
+        let mut next = self.model.clone();
+        self.server_model
+            .apply(&mut next, &mean)
+            .map_err(Error::Model)?;
+        self.model.clone_from(&next);
+        // 3. The counters: the round is released.
+        self.counters.released_rounds = flight.training_round;
+        record.outcome = Outcome::Released;
+        self.actions.push_back(Action::Release(Box::new(Release {
+            ledger_line,
+            model: next,
+            sum: self.plan.keep_sums.then_some(result.sum),
+            counters: self.counters,
+            record,
+        })));
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! What every round of a deployment does: the round plan, its SecAgg and
+//! privacy parts, and the one check of them all.
+//!
+//! The privacy numbers (each client's noise, what a round spends, the ring
+//! width) are veil-dp's [`ReleasePlan`]; this module only says which of the
+//! plan's fields it is made of. A cohort's SecAgg parameters are chosen in
+//! one place, [`SecAggPlan::parameters`].
+
+use std::time::Duration;
+
+use veil_dp::ledger::RoundSpend;
+use veil_dp::plan::{NoiseBudget, ReleasePlan};
+
+use crate::error::{Error, Result};
+
+/// How secure aggregation is parameterised for a cohort of `n`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecAggPlan {
+    /// The expected fraction of a cohort that drops out.
+    pub expected_dropout: f64,
+    /// The tolerated fraction of corrupt clients.
+    pub corrupt_fraction: f64,
+    /// Use the complete graph (classic SecAgg) with this threshold instead
+    /// of the recommended SecAgg+ parameters; capped at the cohort size.
+    pub complete_graph_threshold: Option<u32>,
+}
+
+impl SecAggPlan {
+    /// The SecAgg parameters of a cohort of `n` (SPEC.md §9.3): the
+    /// recommendation for the expected dropout and corrupt fraction, or the
+    /// complete graph with the configured threshold raised to the smallest
+    /// valid one. The one place a round's `(k, t, c)` is chosen.
+    ///
+    /// # Errors
+    /// [`veil_secagg::Error::InvalidConfig`] if no parameters fit `n` at the
+    /// corrupt fraction.
+    pub fn parameters(&self, n: usize) -> veil_secagg::Result<veil_secagg::Recommendation> {
+        match self.complete_graph_threshold {
+            Some(t) => veil_secagg::complete_graph_parameters(
+                n,
+                t,
+                self.expected_dropout,
+                self.corrupt_fraction,
+            ),
+            None => {
+                veil_secagg::recommend_parameters(n, self.expected_dropout, self.corrupt_fraction)
+            }
+        }
+    }
+}
+
+/// Central privacy settings: distributed discrete-Gaussian noise sized so
+/// that any released sum of at least `min_clients` contributions carries
+/// noise of standard deviation `noise_multiplier · clip_norm` (veil-dp
+/// [`ReleasePlan`]); calibrate `noise_multiplier` with
+/// `veil privacy calibrate --min-survivors --dimension --scale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PrivacyPlan {
+    /// The noise multiplier of the released sum.
+    pub noise_multiplier: f64,
+    /// `δ` of the ledger.
+    pub delta: f64,
+    /// The total `ε` the deployment may spend.
+    pub budget: f64,
+}
+
+/// What each round does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundPlan {
+    /// The model dimension `d`.
+    pub dimension: u32,
+    /// Training rounds to release before the server stops; 0 for no limit.
+    pub rounds: u64,
+    /// The Poisson sampling rate `q` of clients from the pool.
+    pub sampling_rate: f64,
+    /// The smallest cohort a round starts with, and (with privacy) the
+    /// fewest contributions a released sum may hold.
+    pub min_clients: usize,
+    /// The largest cohort; a larger sample is cut down at random.
+    pub max_clients: usize,
+    /// How long to wait, once `min_clients` are connected, for more to join
+    /// before a round starts (a round starts at once when every roster
+    /// client is connected).
+    pub start_delay: Duration,
+    /// The protocol's phase deadline.
+    pub phase_timeout: Duration,
+    /// Secure-aggregation parameters.
+    pub secagg: SecAggPlan,
+    /// The L2 clipping norm of an update.
+    pub clip_norm: f64,
+    /// The quantisation scale.
+    pub scale: f64,
+    /// Distributed DP; `None` releases sums without noise.
+    pub privacy: Option<PrivacyPlan>,
+    /// Keep every released sum under `sums/` (for audits and tests).
+    pub keep_sums: bool,
+}
+
+/// The longest phase timeout a plan may set (the protocol's, SPEC.md §9.1).
+const MAX_PHASE_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+impl RoundPlan {
+    /// The privacy side of the plan, for veil-dp.
+    #[must_use]
+    pub fn release_plan(&self) -> ReleasePlan {
+        ReleasePlan {
+            clip_norm: self.clip_norm,
+            scale: self.scale,
+            dimension: u64::from(self.dimension),
+            min_contributions: self.min_clients as u64,
+            max_contributions: self.max_clients as u64,
+            sampling_rate: self.sampling_rate,
+            noise: self.privacy.map(|p| NoiseBudget {
+                noise_multiplier: p.noise_multiplier,
+                delta: p.delta,
+                budget: p.budget,
+            }),
+        }
+    }
+
+    /// Per-client noise variance in quantised units (0 without privacy).
+    #[must_use]
+    pub fn noise_variance(&self) -> f64 {
+        self.release_plan().client_variance()
+    }
+
+    /// What a released round of `participants` contributions spends
+    /// (`None` without privacy): see [`ReleasePlan::spend`].
+    #[must_use]
+    pub fn spend(&self, round: u64, participants: usize) -> Option<RoundSpend> {
+        self.release_plan().spend(round, participants as u64)
+    }
+
+    /// The ring width: wide enough that a sum of `max_clients`
+    /// contributions does not wrap ([`ReleasePlan::ring_bits`]).
+    ///
+    /// # Errors
+    /// [`Error::Plan`] (`scale`) if no width up to 64 bits is enough.
+    pub fn ring_bits(&self) -> Result<u32> {
+        self.release_plan()
+            .ring_bits()
+            .map_err(|e| Error::plan("scale", e.to_string()))
+    }
+
+    /// Checks every rule of the plan, naming the field at fault: the one
+    /// check, which `veil server`, `veil simulate` and the coordinator
+    /// all rely on.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] naming the first field at fault (`privacy` when the
+    /// accountant cannot cover the noise, `secagg` when no parameters fit a
+    /// cohort size).
+    pub fn check(&self) -> Result<()> {
+        let bad = |field, problem: &str| Err(Error::plan(field, problem));
+        if self.dimension == 0 || self.dimension > veil_secagg::config::MAX_DIMENSION {
+            return bad("dimension", "must be in 1..=2^26");
+        }
+        if !(self.sampling_rate > 0.0 && self.sampling_rate <= 1.0) {
+            return bad("sampling_rate", "must be in (0, 1]");
+        }
+        if self.min_clients < 2 {
+            return bad("min_clients", "must be at least 2");
+        }
+        if self.max_clients < self.min_clients {
+            return bad("max_clients", "must be at least min_clients");
+        }
+        if !(self.clip_norm.is_finite() && self.clip_norm > 0.0) {
+            return bad("clip_norm", "must be finite and positive");
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return bad("scale", "must be finite and positive");
+        }
+        if self.phase_timeout.is_zero() || self.phase_timeout > MAX_PHASE_TIMEOUT {
+            return bad("phase_timeout", "must be in (0, 1 day]");
+        }
+        if let Some(p) = &self.privacy {
+            if !(p.noise_multiplier.is_finite() && p.noise_multiplier > 0.0) {
+                return bad("privacy.noise_multiplier", "must be finite and positive");
+            }
+            if !(p.delta > 0.0 && p.delta < 1.0) {
+                return bad("privacy.delta", "must be in (0, 1)");
+            }
+            if !(p.budget.is_finite() && p.budget > 0.0) {
+                return bad("privacy.budget", "must be finite and positive");
+            }
+            // The ledger's accountant must cover the noise each client adds.
+            if let Some(spend) = self.spend(0, self.min_clients) {
+                spend
+                    .validate()
+                    .map_err(|e| Error::plan("privacy", e.to_string()))?;
+            }
+        }
+        for n in [self.min_clients, self.max_clients] {
+            if let Err(e) = self.secagg.parameters(n) {
+                return Err(Error::plan(
+                    "secagg",
+                    format!(
+                        "no parameters for a cohort of {n} ({e}); lower secagg.corrupt_fraction or raise min_clients"
+                    ),
+                ));
+            }
+        }
+        self.ring_bits().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "test code")]
+mod tests {
+    use super::*;
+
+    fn plan(privacy: Option<PrivacyPlan>, scale: f64) -> RoundPlan {
+        RoundPlan {
+            dimension: 1000,
+            rounds: 3,
+            sampling_rate: 1.0,
+            min_clients: 4,
+            max_clients: 10,
+            start_delay: Duration::from_secs(1),
+            phase_timeout: Duration::from_secs(5),
+            secagg: SecAggPlan {
+                expected_dropout: 0.1,
+                corrupt_fraction: 0.05,
+                complete_graph_threshold: Some(3),
+            },
+            clip_norm: 1.0,
+            scale,
+            privacy,
+            keep_sums: false,
+        }
+    }
+
+    const PRIVACY: PrivacyPlan = PrivacyPlan {
+        noise_multiplier: 1.0,
+        delta: 1e-5,
+        budget: 10.0,
+    };
+
+    #[test]
+    fn privacy_the_accountant_cannot_cover_is_refused_at_start() {
+        plan(Some(PRIVACY), 1024.0).check().unwrap();
+        plan(None, 0.5).check().unwrap();
+        // σ per client = 1·1·0.5/√4 = 0.25 quanta: below KLS21's 1/2.
+        let err = plan(Some(PRIVACY), 0.5).check().unwrap_err().to_string();
+        assert!(
+            err.contains("privacy") && err.contains("client-sigma"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn each_refusal_names_its_field() {
+        type Spoil = fn(&mut RoundPlan);
+        let cases: [(Spoil, &str); 9] = [
+            (|p| p.dimension = 0, "dimension"),
+            (|p| p.sampling_rate = 0.0, "sampling_rate"),
+            (|p| p.min_clients = 1, "min_clients"),
+            (|p| p.max_clients = 3, "max_clients"),
+            (|p| p.clip_norm = f64::NAN, "clip_norm"),
+            (|p| p.phase_timeout = Duration::ZERO, "phase_timeout"),
+            (
+                |p| {
+                    p.privacy = Some(PrivacyPlan {
+                        delta: 1.0,
+                        ..PRIVACY
+                    });
+                },
+                "privacy.delta",
+            ),
+            (|p| p.secagg.corrupt_fraction = 0.9, "secagg"),
+            (|p| p.scale = 1e30, "scale"),
+        ];
+        for (spoil, field) in cases {
+            let mut p = plan(None, 1024.0);
+            spoil(&mut p);
+            match p.check() {
+                Err(Error::Plan { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_round_spends_the_threshold_s_shares_whatever_the_sum_holds() {
+        let p = plan(
+            Some(PrivacyPlan {
+                noise_multiplier: 2.0,
+                ..PRIVACY
+            }),
+            1024.0,
+        );
+        let (few, many) = (p.spend(1, 4).unwrap(), p.spend(1, 10).unwrap());
+        assert_eq!((few.participants, many.participants), (4, 10));
+        // Both credit min_clients = 4 shares: the same noise multiplier, 2.
+        assert!((few.noise_multiplier - 2.0).abs() < 1e-12);
+        assert_eq!(many.distributed.map(|d| d.shares), Some(4));
+        assert!(plan(None, 1024.0).spend(1, 4).is_none());
+    }
+}

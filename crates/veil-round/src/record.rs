@@ -1,0 +1,128 @@
+//! What rounds leave behind: the counters that survive a restart, one
+//! record per round (a line of the state directory's `rounds.jsonl`), and
+//! the report a [`crate::ServerModel`] sees after a release.
+
+use serde::{Deserialize, Serialize};
+use veil_crypto::ParticipantId;
+
+/// The counters that survive a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counters {
+    /// Training rounds released so far; the next one is this plus one.
+    pub released_rounds: u64,
+    /// The next protocol round id. Every started round takes a fresh one,
+    /// persisted before the round starts, so no id is used twice even
+    /// across crashes.
+    pub next_round_id: u64,
+    /// The model dimension.
+    pub dimension: u32,
+}
+
+impl Counters {
+    /// The counters of a new deployment with a model of `dimension`.
+    #[must_use]
+    pub fn new(dimension: u32) -> Self {
+        Self {
+            released_rounds: 0,
+            next_round_id: 1,
+            dimension,
+        }
+    }
+}
+
+/// How a round ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The protocol did not complete; nothing was released.
+    Aborted,
+    /// The protocol completed with fewer contributions than the noise is
+    /// sized for; nothing was released.
+    Discarded,
+    /// The mean update was applied and persisted.
+    Released,
+}
+
+/// One round, as `rounds.jsonl` records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RoundRecord {
+    /// The protocol round id.
+    pub round_id: u64,
+    /// The training round it would release.
+    pub training_round: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it was aborted or discarded.
+    pub detail: Option<String>,
+    /// The cohort.
+    pub participants: Vec<ParticipantId>,
+    /// The contributions in the sum (empty unless it completed).
+    pub included: Vec<ParticipantId>,
+    /// The round's neighbour degree `k`.
+    pub degree: u32,
+    /// Its threshold `t`.
+    pub threshold: u32,
+    /// Its ring width `b`.
+    pub ring_bits: u32,
+    /// Message bytes received from the participants.
+    pub bytes_in: u64,
+    /// Message bytes sent to them.
+    pub bytes_out: u64,
+    /// UDP bytes received on the participants' connections (filled in by a
+    /// transport that knows them; 0 otherwise).
+    pub udp_bytes_in: u64,
+    /// UDP bytes sent on them.
+    pub udp_bytes_out: u64,
+    /// Each phase and how long it took, in milliseconds.
+    pub phase_ms: Vec<(String, u64)>,
+    /// From round start to its end, in milliseconds.
+    pub total_ms: u64,
+    /// Cumulative `ε` after the round, with privacy on and once released.
+    pub epsilon: Option<f64>,
+}
+
+/// What a released round was, for [`crate::ServerModel::released`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RoundReport {
+    /// The training round released.
+    pub training_round: u64,
+    /// Its protocol round id.
+    pub round_id: u64,
+    /// Participants the round started with.
+    pub participants: usize,
+    /// Contributions in the released sum.
+    pub included: usize,
+    /// Message bytes received from the participants.
+    pub bytes_in: u64,
+    /// Message bytes sent.
+    pub bytes_out: u64,
+    /// UDP bytes received from the participants' connections.
+    pub udp_bytes_in: u64,
+    /// UDP bytes sent to them.
+    pub udp_bytes_out: u64,
+    /// From round start to release, in milliseconds.
+    pub total_ms: u64,
+    /// Cumulative `ε` after the round, with privacy on.
+    pub epsilon: Option<f64>,
+}
+
+impl From<&RoundRecord> for RoundReport {
+    fn from(r: &RoundRecord) -> Self {
+        Self {
+            training_round: r.training_round,
+            round_id: r.round_id,
+            participants: r.participants.len(),
+            included: r.included.len(),
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            udp_bytes_in: r.udp_bytes_in,
+            udp_bytes_out: r.udp_bytes_out,
+            total_ms: r.total_ms,
+            epsilon: r.epsilon,
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! The coordinator driven by hand, with no transport: clients are
+//! veil-secagg sessions in this test, time is a number the test moves.
+//! What each test pins is a rule of SPEC.md §12.4–§12.5 that every driver
+//! inherits: the order of persistence and release, stale and foreign
+//! messages, reconnects, the budget and round limits.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand::rngs::ChaCha20Rng;
+use veil_crypto::ParticipantId;
+use veil_crypto::sign::IdentitySigningKey;
+use veil_dp::ledger::Ledger;
+use veil_round::record::Outcome;
+use veil_round::{
+    Action, Coordinator, Counters, KeepModel, PrivacyPlan, Resume, RoundPlan, SecAggPlan,
+    StopReason,
+};
+use veil_secagg::messages::{MessageType, ServerMessage, Task};
+use veil_secagg::{ClientSession, Roster, SiteFloor};
+
+const D: u32 = 8;
+
+fn plan(n: usize) -> RoundPlan {
+    RoundPlan {
+        dimension: D,
+        rounds: 2,
+        sampling_rate: 1.0,
+        min_clients: n,
+        max_clients: n,
+        start_delay: Duration::from_secs(1),
+        phase_timeout: Duration::from_secs(5),
+        secagg: SecAggPlan {
+            expected_dropout: 0.1,
+            corrupt_fraction: 0.05,
+            complete_graph_threshold: Some(2),
+        },
+        clip_norm: 1.0,
+        scale: 1024.0,
+        privacy: None,
+        keep_sums: true,
+    }
+}
+
+struct Clients {
+    keys: Vec<IdentitySigningKey>,
+    roster: Roster,
+    sessions: BTreeMap<ParticipantId, ClientSession>,
+    tasks: BTreeMap<ParticipantId, Task>,
+    rng: ChaCha20Rng,
+}
+
+impl Clients {
+    fn new(n: u32) -> Self {
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let keys: Vec<_> = (0..n)
+            .map(|_| IdentitySigningKey::generate(&mut rng))
+            .collect();
+        let mut roster = Roster::new();
+        for (i, k) in keys.iter().enumerate() {
+            roster.insert(u32::try_from(i).unwrap(), k.verifying_key());
+        }
+        Self {
+            keys,
+            roster,
+            sessions: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            rng,
+        }
+    }
+
+    fn coordinator(&self, plan: RoundPlan, ledger: Option<Ledger>) -> Coordinator {
+        Coordinator::new(
+            plan,
+            self.roster.clone(),
+            self.keys.len(),
+            Resume {
+                counters: Counters::new(D),
+                model: vec![0.0; D as usize],
+                ledger,
+            },
+            Box::new(KeepModel),
+            [9; 32],
+        )
+        .unwrap()
+    }
+
+    /// Client `id`'s input: every coordinate `id + 1` quanta.
+    fn deliver(&mut self, id: ParticipantId, message: &[u8], now: Instant) {
+        if MessageType::peek(message) == Some(MessageType::Task) {
+            let (_, task) = Task::decode(message, 1 << 20).unwrap();
+            self.tasks.insert(id, task);
+            return;
+        }
+        if let Some(s) = self.sessions.get_mut(&id) {
+            let _ = s.handle_message(message, now, &mut self.rng);
+            return;
+        }
+        let Ok((_, ServerMessage::RoundConfig(config))) = ServerMessage::decode(message, None)
+        else {
+            return;
+        };
+        assert!(self.tasks.contains_key(&id), "the task comes first");
+        let input = zeroize::Zeroizing::new(vec![u64::from(id) + 1; D as usize]);
+        let session = ClientSession::new(
+            config,
+            id,
+            self.keys[id as usize].clone(),
+            &self.roster,
+            &SiteFloor::none(),
+            input,
+            now,
+            &mut self.rng,
+        )
+        .unwrap();
+        self.sessions.insert(id, session);
+    }
+}
+
+/// Everything the coordinator asked for, in order, with the client
+/// messages exchanged until the coordinator goes quiet; clients in
+/// `silent` never answer.
+fn run_until_quiet(
+    c: &mut Coordinator,
+    clients: &mut Clients,
+    now: Instant,
+    silent: &[ParticipantId],
+) -> Vec<Action> {
+    let mut log = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(action) = c.poll_action() {
+            moved = true;
+            if let Action::Send { to, message } = &action {
+                clients.deliver(*to, message, now);
+            }
+            if let Action::RoundStarted { .. } = &action {
+                clients.sessions.clear();
+                clients.tasks.clear();
+            }
+            log.push(action);
+        }
+        let ids: Vec<_> = clients.sessions.keys().copied().collect();
+        for id in ids {
+            if silent.contains(&id) {
+                continue;
+            }
+            while let Some(bytes) = clients.sessions.get_mut(&id).unwrap().poll_transmit() {
+                moved = true;
+                c.handle_message(id, &bytes, now).unwrap();
+            }
+        }
+        if !moved {
+            return log;
+        }
+    }
+}
+
+fn connect_all(c: &mut Coordinator, n: u32, now: Instant) {
+    for id in 0..n {
+        c.connected(id, now).unwrap();
+    }
+}
+
+#[test]
+fn a_round_persists_its_id_before_sending_and_releases_in_order() {
+    let mut clients = Clients::new(4);
+    let mut c = clients.coordinator(plan(4), None);
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    let log = run_until_quiet(&mut c, &mut clients, now, &[]);
+    // The round id is persisted before anything of the round is sent.
+    let save = log
+        .iter()
+        .position(|a| matches!(a, Action::SaveCounters(k) if k.next_round_id == 2))
+        .unwrap();
+    let first_send = log
+        .iter()
+        .position(|a| matches!(a, Action::Send { .. }))
+        .unwrap();
+    assert!(save < first_send, "{log:?}");
+    // The task is one shared message per round, sent to each participant
+    // before its RoundConfig.
+    let first_release = log
+        .iter()
+        .position(|a| matches!(a, Action::Release(_)))
+        .unwrap();
+    let tasks: Vec<&Arc<Vec<u8>>> = log[..first_release]
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { message, .. }
+                if MessageType::peek(message) == Some(MessageType::Task) =>
+            {
+                Some(message)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tasks.len(), 4);
+    assert!(tasks.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])));
+    // One release, with the exact sum (1 + 2 + 3 + 4 quanta) and the
+    // counters advanced, and then the next round starts (2 rounds planned).
+    let release = log
+        .iter()
+        .find_map(|a| match a {
+            Action::Release(r) => Some(r),
+            _ => None,
+        })
+        .expect("released");
+    assert_eq!(release.sum.as_deref(), Some(&[10_u64; D as usize][..]));
+    assert_eq!(release.counters.released_rounds, 1);
+    assert_eq!(release.record.outcome, Outcome::Released);
+    assert_eq!(release.record.included, vec![0, 1, 2, 3]);
+    assert!(release.ledger_line.is_none());
+    // The second round runs to its release, then the run stops.
+    assert!(
+        matches!(log.last(), Some(Action::Stop(StopReason::RoundsDone))),
+        "{:?}",
+        log.last()
+    );
+    assert_eq!(c.counters().released_rounds, 2);
+    assert_eq!(c.counters().next_round_id, 3);
+}
+
+#[test]
+fn stale_and_foreign_messages_cost_only_their_sender() {
+    let mut clients = Clients::new(5);
+    let mut c = clients.coordinator(plan(4), None);
+    let now = Instant::now();
+    // Four connect: the round waits start_delay for the fifth.
+    connect_all(&mut c, 4, now);
+    assert!(c.round().is_none());
+    assert_eq!(c.poll_timeout(), Some(now + Duration::from_secs(1)));
+    c.handle_timeout(now + Duration::from_secs(1)).unwrap();
+    assert_eq!(c.round(), Some(1));
+    // The fifth connects now: in the pool, not in the round.
+    c.connected(4, now).unwrap();
+    // A message of round 0 is stale: ignored, nobody disconnected.
+    let stale = [1_u8, 2, 0, 0, 0, 0, 0, 0, 0, 0];
+    c.handle_message(0, &stale, now).unwrap();
+    // A message from outside the cohort is a violation of its sender only.
+    let foreign = [1_u8, 2, 0, 0, 0, 0, 0, 0, 0, 1];
+    c.handle_message(4, &foreign, now).unwrap();
+    let log = run_until_quiet(&mut c, &mut clients, now, &[]);
+    let disconnects: Vec<_> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Disconnect { participant, .. } => Some(*participant),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(disconnects, vec![4]);
+    let release = log
+        .iter()
+        .find_map(|a| match a {
+            Action::Release(r) => Some(r),
+            _ => None,
+        })
+        .expect("the round is released");
+    assert_eq!(release.record.included, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn a_participant_that_reconnects_mid_round_is_dropped_from_it() {
+    let mut clients = Clients::new(4);
+    let mut p = plan(3);
+    p.max_clients = 4;
+    let mut c = clients.coordinator(p, None);
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    // Every client has its task and config; client 2 reconnects before it
+    // says anything: it lost its round state.
+    while let Some(action) = c.poll_action() {
+        if let Action::Send { to, message } = &action {
+            clients.deliver(*to, message, now);
+        }
+    }
+    c.connected(2, now).unwrap();
+    let log = run_until_quiet(&mut c, &mut clients, now, &[2]);
+    let release = log
+        .iter()
+        .find_map(|a| match a {
+            Action::Release(r) => Some(r),
+            _ => None,
+        })
+        .expect("released without it");
+    assert_eq!(release.record.included, vec![0, 1, 3]);
+    assert_eq!(release.sum.as_deref(), Some(&[1 + 2 + 4; D as usize][..]));
+}
+
+#[test]
+fn a_silent_participant_is_dropped_at_the_deadline_and_the_round_goes_on() {
+    let mut clients = Clients::new(4);
+    let mut p = plan(3);
+    p.max_clients = 4;
+    let mut c = clients.coordinator(p, None);
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    run_until_quiet(&mut c, &mut clients, now, &[1]);
+    let deadline = c.poll_timeout().expect("a phase deadline");
+    c.handle_timeout(deadline).unwrap();
+    let log = run_until_quiet(&mut c, &mut clients, deadline, &[1]);
+    let release = log
+        .iter()
+        .find_map(|a| match a {
+            Action::Release(r) => Some(r),
+            _ => None,
+        })
+        .expect("released without it");
+    assert_eq!(release.record.included, vec![0, 2, 3]);
+    assert_eq!(release.sum.as_deref(), Some(&[1 + 3 + 4; D as usize][..]));
+}
+
+#[test]
+fn a_run_whose_next_round_would_pass_the_budget_stops_before_it_starts() {
+    let clients = Clients::new(4);
+    let mut p = plan(4);
+    p.privacy = Some(PrivacyPlan {
+        noise_multiplier: 0.5,
+        delta: 1e-5,
+        budget: 0.01,
+    });
+    let mut c = clients.coordinator(p, Some(Ledger::open(&[], 0.01, 1e-5).unwrap()));
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    let actions: Vec<_> = std::iter::from_fn(|| c.poll_action()).collect();
+    assert_eq!(actions, vec![Action::Stop(StopReason::BudgetExhausted)]);
+    assert!(c.round().is_none());
+}
+
+#[test]
+fn a_plan_with_privacy_needs_its_ledger_and_a_roster_big_enough() {
+    let clients = Clients::new(3);
+    let mut p = plan(3);
+    p.privacy = Some(PrivacyPlan {
+        noise_multiplier: 1.0,
+        delta: 1e-5,
+        budget: 10.0,
+    });
+    let resume = || Resume {
+        counters: Counters::new(D),
+        model: vec![0.0; D as usize],
+        ledger: None,
+    };
+    let err = Coordinator::new(
+        p,
+        clients.roster.clone(),
+        3,
+        resume(),
+        Box::new(KeepModel),
+        [0; 32],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("privacy"), "{err}");
+    let err = Coordinator::new(
+        plan(4),
+        clients.roster,
+        3,
+        resume(),
+        Box::new(KeepModel),
+        [0; 32],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("min_clients"), "{err}");
+}

@@ -1,0 +1,108 @@
+//! `Task` (SPEC.md §10.13): what the server sends each participant before
+//! the round's `RoundConfig`: the global model, and how to turn a local
+//! update into the protocol's input.
+
+use veil_crypto::RoundId;
+
+use super::{HEADER_LEN, MessageType, put_header, read_header};
+use crate::codec::{Reader, put_count};
+use crate::config::MAX_DIMENSION;
+use crate::error::{DecodeErrorKind, Result};
+
+/// The fixed part of a task's body: `training_round`, `clip_norm`, `scale`,
+/// `noise_variance` and the model's count.
+pub const TASK_FIXED_LEN: usize = 8 + 8 + 8 + 8 + 4;
+
+/// The longest encoded task whose model has `max_dimension` elements.
+#[must_use]
+pub fn max_task_len(max_dimension: usize) -> usize {
+    HEADER_LEN
+        .saturating_add(TASK_FIXED_LEN)
+        .saturating_add(max_dimension.saturating_mul(4))
+}
+
+/// A round's work for one client. Its round id is the message header's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// The training round (model version) this task advances: 1, 2, …
+    pub training_round: u64,
+    /// The L2 norm every update is clipped to.
+    pub clip_norm: f64,
+    /// The quantisation scale (a value `x` becomes about `x · scale`).
+    pub scale: f64,
+    /// The variance of the integer noise each client adds to each
+    /// coordinate, in quantised units; `0` for none.
+    pub noise_variance: f64,
+    /// The global model, flattened.
+    pub model: Vec<f32>,
+}
+
+impl Task {
+    /// The canonical encoding of the task of round `round`, header
+    /// included (floats as their IEEE-754 bits, big-endian).
+    #[must_use]
+    pub fn encode(&self, round: RoundId) -> Vec<u8> {
+        let mut out = Vec::with_capacity(max_task_len(self.model.len()));
+        put_header(&mut out, MessageType::Task, round);
+        out.extend_from_slice(&self.training_round.to_be_bytes());
+        for v in [self.clip_norm, self.scale, self.noise_variance] {
+            out.extend_from_slice(&v.to_bits().to_be_bytes());
+        }
+        put_count(&mut out, self.model.len());
+        for v in &self.model {
+            out.extend_from_slice(&v.to_bits().to_be_bytes());
+        }
+        out
+    }
+
+    /// Decodes a task whose model has at most `max_dimension` elements
+    /// (and at most the protocol's `2^26`); returns its round id too.
+    ///
+    /// # Errors
+    /// [`crate::Error::Decode`] naming the field: a short, long or
+    /// trailing encoding, another message type, a model longer than
+    /// `max_dimension` (refused from its count, before allocation), a clip
+    /// norm or scale that is not finite and positive, a noise variance that
+    /// is not finite and non-negative, a model element that is not finite.
+    pub fn decode(bytes: &[u8], max_dimension: usize) -> Result<(RoundId, Self)> {
+        let mut r = Reader::new(bytes, "task");
+        let (ty, round) = read_header(&mut r)?;
+        if ty != MessageType::Task {
+            return Err(r.err("type", DecodeErrorKind::UnknownTag(ty as u8)));
+        }
+        let training_round = r.u64("training_round")?;
+        let clip_norm = f64::from_bits(r.u64("clip_norm")?);
+        let scale = f64::from_bits(r.u64("scale")?);
+        let noise_variance = f64::from_bits(r.u64("noise_variance")?);
+        let max = max_dimension.min(MAX_DIMENSION as usize);
+        let count = r.count("model", max, 4)?;
+        if !(clip_norm.is_finite() && clip_norm > 0.0) {
+            return Err(r.err("clip_norm", DecodeErrorKind::OutOfRange));
+        }
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(r.err("scale", DecodeErrorKind::OutOfRange));
+        }
+        if !(noise_variance.is_finite() && noise_variance >= 0.0) {
+            return Err(r.err("noise_variance", DecodeErrorKind::OutOfRange));
+        }
+        let mut model = Vec::with_capacity(count);
+        for _ in 0..count {
+            let v = f32::from_bits(r.u32("model")?);
+            if !v.is_finite() {
+                return Err(r.err("model", DecodeErrorKind::OutOfRange));
+            }
+            model.push(v);
+        }
+        r.finish()?;
+        Ok((
+            round,
+            Self {
+                training_round,
+                clip_norm,
+                scale,
+                noise_variance,
+                model,
+            },
+        ))
+    }
+}
