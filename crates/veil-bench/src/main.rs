@@ -115,7 +115,12 @@ fn compare(a: &CompareArgs) -> anyhow::Result<()> {
         // The recommended parameters for 10 % dropout and 5 % colluding
         // clients (SPEC.md §9.3): SecAgg+'s sparse graph where it exists,
         // else the complete graph with the smallest valid threshold.
-        let rec = veil_secagg::recommend_parameters(n, 0.1, 0.05)?;
+        let rec = veil_net::server::SecAggPlan {
+            expected_dropout: 0.1,
+            corrupt_fraction: 0.05,
+            complete_graph_threshold: None,
+        }
+        .parameters(n)?;
         let (k, t, c) = (rec.degree, rec.threshold, rec.max_corrupt);
         let complete = rec.complete.then_some(t);
         let dropped = (n as f64 * a.dropout).round() as usize;

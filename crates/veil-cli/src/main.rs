@@ -9,6 +9,7 @@
 
 mod certs;
 mod config;
+mod failure;
 mod learning;
 mod privacy;
 mod serve;
@@ -55,15 +56,16 @@ fn init_logging(default: &str) {
         .init();
 }
 
-fn report(result: Result<String, String>) -> ExitCode {
-    match result {
+/// Prints the result; a failure exits with its class's code.
+fn report<E: Into<failure::Failure>>(result: Result<String, E>) -> ExitCode {
+    match result.map_err(Into::into) {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -16,6 +16,7 @@ use veil_net::synthetic::SyntheticSource;
 use veil_secagg::messages::MessageType;
 
 use crate::config::{self, ClientFile, ServerFile, Source, check, resolve};
+use crate::failure::Failure;
 use crate::learning::Learner;
 
 #[derive(Debug, Args)]
@@ -169,14 +170,12 @@ fn config_key(field: &str) -> String {
     }
 }
 
-pub(crate) fn server(args: &ServerArgs) -> Result<String, String> {
+pub(crate) fn server(args: &ServerArgs) -> Result<String, Failure> {
     let options = server_options(args)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let endpoint = bind(&options).map_err(|e| e.to_string())?;
-        let summary = run_server(options, endpoint, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        let endpoint = bind(&options)?;
+        let summary = run_server(options, endpoint, shutdown_signal()).await?;
         let why = match summary.reason {
             StopReason::RoundsDone => "its rounds are done",
             StopReason::BudgetExhausted => "the privacy budget is spent",
@@ -234,7 +233,7 @@ fn client_options(args: &ClientArgs) -> Result<(ClientOptions, Source), String> 
     ))
 }
 
-pub(crate) fn client(args: &ClientArgs) -> Result<String, String> {
+pub(crate) fn client(args: &ClientArgs) -> Result<String, Failure> {
     let (options, source) = client_options(args)?;
     let name = options
         .cert_chain
@@ -251,9 +250,7 @@ pub(crate) fn client(args: &ClientArgs) -> Result<String, String> {
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let summary = run_client(options, &mut source, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        let summary = run_client(options, &mut source, shutdown_signal()).await?;
         let why = match summary.reason {
             ClientStop::ServerDone => "the server finished",
             ClientStop::RoundsDone => "its rounds are done",

@@ -24,6 +24,7 @@ use veil_net::server::{
     PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, bind, run_in_memory, run_server,
 };
 
+use crate::failure::Failure;
 use crate::learning::{Learner, TrainingSource};
 
 mod plots;
@@ -40,10 +41,11 @@ use settings::{DpMode, Transport, settings};
 const SCALED_CLIP: f64 = 65_536.0;
 
 /// Runs `veil simulate` and returns its summary.
-pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
+pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     let s = settings(args)?;
     let started = Instant::now();
-    std::fs::create_dir_all(&s.out).map_err(|e| format!("{}: {e}", s.out.display()))?;
+    std::fs::create_dir_all(&s.out)
+        .map_err(|e| Failure::Io(format!("{}: {e}", s.out.display())))?;
     let parts =
         partition(&s.train.labels, s.clients, s.partition, s.seed).map_err(|e| e.to_string())?;
     let d = s.spec.num_params();
@@ -151,7 +153,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
         privacy,
         keep_sums: false,
     };
-    let deployment = LocalDeployment::generate(s.clients).map_err(|e| e.to_string())?;
+    let deployment = LocalDeployment::generate(s.clients)?;
     let rows = Arc::new(Mutex::new(Vec::new()));
     let progress = ProgressBar::new(s.rounds);
     progress.set_style(
@@ -209,8 +211,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, source)| deployment.memory_client(i, Box::new(source)))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+                .collect::<Result<Vec<_>, _>>()?;
             run_in_memory(
                 options.plan,
                 &deployment.roster,
@@ -218,19 +219,17 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, String> {
                 options.model,
                 options.initial_model.as_deref(),
                 clients,
-            )
-            .map_err(|e| e.to_string())?
+            )?
         }
     };
     progress.finish();
     // The released model, once, as named tensors beside the run's metrics.
-    let model = veil_net::state::load_model(&state_dir.join("model.safetensors"), dimension)
-        .map_err(|e| e.to_string())?;
-    let checkpoint = veil_learn::checkpoint::encode(&s.spec, &model).map_err(|e| e.to_string())?;
-    veil_net::files::write_atomic(&s.out.join("model.safetensors"), &checkpoint, false)
-        .map_err(|e| e.to_string())?;
+    let model = veil_net::state::load_model(&state_dir.join("model.safetensors"), dimension)?;
+    let checkpoint =
+        veil_learn::checkpoint::encode(&s.spec, &model).map_err(|e| Failure::Run(e.to_string()))?;
+    veil_net::files::write_atomic(&s.out.join("model.safetensors"), &checkpoint, false)?;
     let rows = rows.lock().map_err(|_| "metrics lost".to_owned())?.clone();
-    write_metrics(&s.out, &rows)?;
+    write_metrics(&s.out, &rows).map_err(Failure::Io)?;
     plots::draw(
         &s.out,
         &rows.iter().map(plots::Point::from_row).collect::<Vec<_>>(),
@@ -311,32 +310,28 @@ fn run_quic(
     options: veil_net::server::ServerOptions,
     sources: Vec<TrainingSource>,
     dimension: u32,
-) -> Result<veil_net::server::ServerSummary, String> {
+) -> Result<veil_net::server::ServerSummary, Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Run(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
-        let endpoint = bind(&options).map_err(|e| e.to_string())?;
-        let addr = endpoint.local_addr().map_err(|e| e.to_string())?;
+        let endpoint = bind(&options)?;
+        let addr = endpoint
+            .local_addr()
+            .map_err(|e| Failure::Network(e.to_string()))?;
         let server = tokio::spawn(run_server(options, endpoint, std::future::pending()));
         let mut clients = Vec::new();
         for (i, mut source) in sources.into_iter().enumerate() {
-            let options = deployment
-                .client_options(i, addr, dimension)
-                .map_err(|e| e.to_string())?;
+            let options = deployment.client_options(i, addr, dimension)?;
             clients.push(tokio::spawn(async move {
                 run_client(options, &mut source, std::future::pending()).await
             }));
         }
-        let summary = server
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let joined = |e: tokio::task::JoinError| Failure::Run(e.to_string());
+        let summary = server.await.map_err(joined)??;
         for c in clients {
-            c.await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            c.await.map_err(joined)??;
         }
         Ok(summary)
     })

@@ -210,3 +210,59 @@ fn certs_refuse_bad_names_missing_cas_and_overwrites() {
         }
     }
 }
+
+#[test]
+fn exit_codes_tell_a_configuration_from_a_network_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(run(d, &["certs", "init", "--dir", "certs"]).0, 0);
+    assert_eq!(
+        run(d, &["certs", "keygen", "--dir", "site-a", "--name", "a"]).0,
+        0
+    );
+    let enrolled = run(
+        d,
+        &[
+            "certs",
+            "enroll",
+            "--dir",
+            "certs",
+            "--client",
+            "a",
+            "--identity",
+            "site-a/a.identity.pub",
+            "--csr",
+            "site-a/a.csr",
+        ],
+    );
+    assert_eq!(enrolled.0, 0, "{}", enrolled.1);
+    // Nothing listens on the discard port: one short attempt, then the
+    // client gives up with the network class's code, 4.
+    let client = r#"server = "127.0.0.1:9"
+server_name = "localhost"
+identity = "site-a/a.identity"
+max_dimension = 1000
+source = "synthetic"
+[tls]
+ca = "certs/ca.pem"
+cert = "certs/a.pem"
+key = "site-a/a.key"
+roster = "certs/roster.toml"
+[backoff]
+connect_timeout_ms = 300
+max_attempts = 1
+"#;
+    std::fs::write(d.join("client.toml"), client).unwrap();
+    let (code, err) = run(d, &["client", "--config", "client.toml"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("no connection to 127.0.0.1:9"), "{err}");
+    // The same file with a bad field is a configuration failure, 2.
+    std::fs::write(
+        d.join("client.toml"),
+        client.replace("max_dimension = 1000", "max_dimension = 0"),
+    )
+    .unwrap();
+    let (code, err) = run(d, &["client", "--config", "client.toml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("client.toml: max_dimension"), "{err}");
+}

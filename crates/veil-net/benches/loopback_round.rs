@@ -35,7 +35,12 @@ fn main() {
     let n = usize::try_from(env("VEIL_BENCH_N", 100)).unwrap();
     let d = u32::try_from(env("VEIL_BENCH_D", 100_000)).unwrap();
     let rounds = env("VEIL_BENCH_ROUNDS", 3);
-    let rec = veil_secagg::recommend_parameters(n, 0.1, 0.05).unwrap();
+    let secagg = SecAggPlan {
+        expected_dropout: 0.1,
+        corrupt_fraction: 0.05,
+        complete_graph_threshold: None,
+    };
+    let rec = secagg.parameters(n).unwrap();
     let plan = RoundPlan {
         dimension: d,
         rounds,
@@ -44,11 +49,7 @@ fn main() {
         max_clients: n,
         start_delay: Duration::ZERO,
         phase_timeout: Duration::from_secs(120),
-        secagg: SecAggPlan {
-            expected_dropout: 0.1,
-            corrupt_fraction: 0.05,
-            complete_graph_threshold: None,
-        },
+        secagg,
         clip_norm: 1000.0,
         scale: 1024.0,
         privacy: None,
@@ -67,7 +68,7 @@ fn main() {
             bits,
             seed,
             sparse_ids: false,
-            max_corrupt: 0,
+            max_corrupt: rec.max_corrupt,
         });
         let start = Instant::now();
         let outcome = sim.run();

@@ -25,7 +25,7 @@ use veil_secagg::{ClientEvent, ClientSession, Roster, RoundConfig, SiteFloor};
 use crate::client_state::ClientState;
 use crate::conn::{Caps, ReadEvent, SEND_QUEUE, spawn_reader, spawn_writer};
 use crate::deployment::RosterFile;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, ConnectionError, Error, Result};
 use crate::frame::{FrameKind, encode_frame};
 use crate::pki::fingerprint;
 use crate::tls::{Limits, client_config, close};
@@ -173,27 +173,24 @@ pub async fn run_client(
     let cert = options
         .cert_chain
         .first()
-        .ok_or_else(|| Error::Config("no client certificate".into()))?;
+        .ok_or(ConfigError::NoCertificate)?;
     let entry = options
         .roster
         .by_fingerprint(&fingerprint(cert))
-        .ok_or_else(|| Error::Config("this client's certificate is not in the roster".into()))?;
+        .ok_or(ConfigError::NotInRoster)?;
     if entry.identity != hex::encode(options.identity.verifying_key().to_bytes()) {
-        return Err(Error::Config(format!(
-            "the identity key is not the roster's for {:?}",
-            entry.name
-        )));
+        return Err(ConfigError::WrongIdentity {
+            name: entry.name.clone(),
+        }
+        .into());
     }
     let id = entry.id;
-    let bind: SocketAddr = if options.server.is_ipv6() {
-        "[::]:0"
+    let bind = if options.server.is_ipv6() {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     } else {
-        "0.0.0.0:0"
-    }
-    .parse()
-    .map_err(|_| Error::Config("bind address".into()))?;
-    let mut endpoint =
-        quinn::Endpoint::client(bind).map_err(|e| Error::Connection(e.to_string()))?;
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    };
+    let mut endpoint = quinn::Endpoint::client(bind).map_err(ConnectionError::Endpoint)?;
     endpoint.set_default_client_config(client_config(
         &options.ca,
         options.cert_chain.clone(),
@@ -323,7 +320,7 @@ impl Worker<'_> {
         loop {
             let attempt = endpoint
                 .connect(self.options.server, &self.options.server_name)
-                .map_err(|e| Error::Connection(e.to_string()))?;
+                .map_err(ConnectionError::from)?;
             match tokio::time::timeout(backoff.connect_timeout, attempt).await {
                 Ok(Ok(conn)) => {
                     failures = 0;
@@ -341,18 +338,14 @@ impl Worker<'_> {
                             if let Some(reason) = conn.close_reason()
                                 && refused_credentials(&reason)
                             {
-                                return Err(Error::Connection(format!(
-                                    "the server refused this client at the handshake: {reason}"
-                                )));
+                                return Err(ConnectionError::RefusedByServer(reason).into());
                             }
                             warn!(id = self.id, "connection lost: {why}");
                         }
                     }
                 }
                 Ok(Err(e)) if refused_credentials(&e) => {
-                    return Err(Error::Connection(format!(
-                        "the server refused this client at the handshake: {e}"
-                    )));
+                    return Err(ConnectionError::RefusedByServer(e).into());
                 }
                 Ok(Err(e)) => {
                     failures = failures.saturating_add(1);
@@ -364,10 +357,11 @@ impl Worker<'_> {
                 }
             }
             if backoff.max_attempts.is_some_and(|m| failures >= m) {
-                return Err(Error::Connection(format!(
-                    "no connection to {} after {failures} attempts",
-                    self.options.server
-                )));
+                return Err(ConnectionError::Unreachable {
+                    server: self.options.server,
+                    attempts: failures,
+                }
+                .into());
             }
             let exp = failures.min(16);
             let wait = backoff

@@ -144,7 +144,7 @@ impl RosterFile {
             identity: hex::encode(identity.to_bytes()),
             certificate_sha256: hex::encode(certificate_sha256),
         })
-        .map_err(crate::Error::Config)?;
+        .map_err(crate::ConfigError::Roster)?;
         Ok(id)
     }
 

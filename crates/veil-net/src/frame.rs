@@ -7,7 +7,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::error::{Error, Result};
+use crate::error::{ConnectionError, Error, Result};
 
 /// The length of a frame header.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -81,10 +81,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     let mut filled = 0;
     while filled < FRAME_HEADER_LEN {
         let rest = header.get_mut(filled..).unwrap_or_default();
-        let n = stream
-            .read(rest)
-            .await
-            .map_err(|e| Error::Connection(e.to_string()))?;
+        let n = stream.read(rest).await.map_err(ConnectionError::Stream)?;
         if n == 0 {
             return if filled == 0 {
                 Ok(None)
@@ -100,7 +97,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             Error::Frame("stream ended inside a frame")
         } else {
-            Error::Connection(e.to_string())
+            ConnectionError::Stream(e).into()
         }
     })?;
     Ok(Some((kind, payload)))

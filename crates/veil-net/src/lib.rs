@@ -43,4 +43,4 @@ pub mod state;
 pub mod synthetic;
 pub mod tls;
 
-pub use error::{Error, Result};
+pub use error::{ConfigError, ConnectionError, Error, Result};

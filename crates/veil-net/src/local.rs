@@ -13,7 +13,7 @@ use veil_crypto::sign::IdentitySigningKey;
 
 use crate::client::{Backoff, ClientOptions, UpdateSource};
 use crate::deployment::RosterFile;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 use crate::pki::{DevCa, Issued, fingerprint};
 use crate::server::{MemoryClient, RoundPlan, ServerModel, ServerOptions};
 use crate::tls::Limits;
@@ -126,11 +126,8 @@ impl LocalDeployment {
     /// # Errors
     /// [`Error::Config`] if there is no client `i`.
     pub fn memory_client(&self, i: usize, source: Box<dyn UpdateSource>) -> Result<MemoryClient> {
-        let c = self
-            .clients
-            .get(i)
-            .ok_or_else(|| Error::Config(format!("no client {i}")))?;
-        let id = u32::try_from(i).map_err(|_| Error::Config(format!("no client {i}")))?;
+        let c = self.clients.get(i).ok_or(ConfigError::NoSuchClient(i))?;
+        let id = u32::try_from(i).map_err(|_| ConfigError::NoSuchClient(i))?;
         Ok(MemoryClient {
             id,
             identity: c.identity.clone(),
@@ -148,10 +145,7 @@ impl LocalDeployment {
         server: SocketAddr,
         max_dimension: u32,
     ) -> Result<ClientOptions> {
-        let c = self
-            .clients
-            .get(i)
-            .ok_or_else(|| Error::Config(format!("no client {i}")))?;
+        let c = self.clients.get(i).ok_or(ConfigError::NoSuchClient(i))?;
         Ok(ClientOptions {
             server,
             server_name: "localhost".into(),

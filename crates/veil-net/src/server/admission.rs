@@ -13,7 +13,7 @@ use veil_crypto::ParticipantId;
 use super::ServerOptions;
 use crate::conn::{Caps, ReadEvent, SEND_QUEUE, spawn_reader, spawn_writer};
 use crate::deployment::RosterFile;
-use crate::error::{Error, Result};
+use crate::error::{ConnectionError, Error, Result};
 use crate::frame::FrameKind;
 use crate::tls::{peer_fingerprint, server_config};
 
@@ -48,8 +48,13 @@ pub fn bind(options: &ServerOptions) -> Result<quinn::Endpoint> {
         options.roster.fingerprints(),
         &options.limits,
     )?;
-    quinn::Endpoint::server(config, options.listen)
-        .map_err(|e| Error::Connection(format!("cannot listen on {}: {e}", options.listen)))
+    quinn::Endpoint::server(config, options.listen).map_err(|source| {
+        ConnectionError::Listen {
+            address: options.listen,
+            source,
+        }
+        .into()
+    })
 }
 
 pub(super) type Tagged = (ParticipantId, u64, Inbound);
@@ -114,20 +119,14 @@ async fn admit(
     quinn::SendStream,
     quinn::RecvStream,
 )> {
-    let conn = incoming
-        .await
-        .map_err(|e| Error::Connection(e.to_string()))?;
-    let fingerprint =
-        peer_fingerprint(&conn).ok_or_else(|| Error::Connection("no client certificate".into()))?;
+    let conn = incoming.await.map_err(ConnectionError::from)?;
+    let fingerprint = peer_fingerprint(&conn).ok_or(ConnectionError::NoCertificate)?;
     // The verifier admitted only roster certificates; look the id up.
     let id = roster
         .by_fingerprint(&fingerprint)
         .map(|e| e.id)
-        .ok_or_else(|| Error::Connection("certificate not in the roster".into()))?;
-    let (send, mut recv) = conn
-        .accept_bi()
-        .await
-        .map_err(|e| Error::Connection(e.to_string()))?;
+        .ok_or(ConnectionError::NotInRoster)?;
+    let (send, mut recv) = conn.accept_bi().await.map_err(ConnectionError::from)?;
     let hello = crate::frame::read_frame(&mut recv, |k| (k == FrameKind::Hello).then_some(0))
         .await?
         .ok_or(Error::Frame("stream ended before Hello"))?;

@@ -14,7 +14,7 @@ use veil_round::{Action, Coordinator, Release, RoundRecord, StopReason};
 use super::admission::{Inbound, Peer, Tagged};
 use super::blocking::session_call;
 use crate::conn::ReadEvent;
-use crate::error::{Error, Result};
+use crate::error::{ConnectionError, Error, Result};
 use crate::frame::{FrameKind, encode_frame};
 use crate::state::StateDir;
 use crate::tls::close;
@@ -77,7 +77,7 @@ impl QuicDriver {
             tokio::select! {
                 inbound = self.rx.recv() => match inbound {
                     Some((id, generation, inbound)) => self.inbound(id, generation, inbound)?,
-                    None => return Err(Error::Connection("the accept loop ended".into())),
+                    None => return Err(ConnectionError::AcceptLoopEnded.into()),
                 },
                 () = sleep => {
                     let phase = self.coordinator.phase();

@@ -26,7 +26,7 @@ use veil_secagg::{ClientSession, Roster, SiteFloor};
 use super::{RoundPlan, ServerModel, ServerSummary, open_coordinator};
 use crate::client::{UpdateSource, client_input, config_matches_task};
 use crate::deployment::RosterFile;
-use crate::error::{Error, Result};
+use crate::error::{ConfigError, Error, Result};
 
 /// One client of an in-memory run.
 pub struct MemoryClient {
@@ -66,10 +66,11 @@ pub fn run_in_memory(
     let min_clients = plan.min_clients;
     let (state, mut c) = open_coordinator(plan, roster, state_dir, model, initial_model)?;
     if clients.len() < min_clients {
-        return Err(Error::Config(format!(
-            "{} clients cannot make a cohort of min_clients = {min_clients}",
-            clients.len()
-        )));
+        return Err(ConfigError::TooFewClients {
+            clients: clients.len(),
+            min_clients,
+        }
+        .into());
     }
     let mut net = Memory {
         roster: roster.protocol_roster(),
@@ -128,9 +129,7 @@ pub fn run_in_memory(
             }
         }
         if c.missed_draws() > MAX_MISSED_DRAWS {
-            return Err(Error::Config(format!(
-                "no usable cohort in {MAX_MISSED_DRAWS} draws: check sampling_rate and min_clients"
-            )));
+            return Err(ConfigError::NoCohort(MAX_MISSED_DRAWS).into());
         }
         if net.exchange(&mut c)? {
             continue;
@@ -141,7 +140,7 @@ pub fn run_in_memory(
                 net.now = net.now.max(deadline);
                 c.handle_timeout(net.now)?;
             }
-            None => return Err(Error::Config("the in-memory run stalled".into())),
+            None => return Err(ConfigError::Stalled.into()),
         }
     }
 }
