@@ -22,7 +22,7 @@ use veil_crypto::sign::IdentitySigningKey;
 use veil_dp::ledger::Ledger;
 use veil_round::record::Outcome;
 use veil_round::{
-    Action, Coordinator, Counters, KeepModel, PrivacyPlan, Resume, RoundPlan, SecAggPlan,
+    Action, Coordinator, Counters, KeepModel, PrivacyPlan, Release, Resume, RoundPlan, SecAggPlan,
     StopReason,
 };
 use veil_secagg::messages::{MessageType, ServerMessage, Task};
@@ -165,6 +165,16 @@ fn run_until_quiet(
     }
 }
 
+/// The first release in `log`.
+fn released<'a>(log: &'a [Action], what: &str) -> &'a Release {
+    log.iter()
+        .find_map(|a| match a {
+            Action::Release(r) => Some(&**r),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{what}: {log:?}"))
+}
+
 fn connect_all(c: &mut Coordinator, n: u32, now: Instant) {
     for id in 0..n {
         c.connected(id, now).unwrap();
@@ -209,13 +219,7 @@ fn a_round_persists_its_id_before_sending_and_releases_in_order() {
     assert!(tasks.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])));
     // One release, with the exact sum (1 + 2 + 3 + 4 quanta) and the
     // counters advanced, and then the next round starts (2 rounds planned).
-    let release = log
-        .iter()
-        .find_map(|a| match a {
-            Action::Release(r) => Some(r),
-            _ => None,
-        })
-        .expect("released");
+    let release = released(&log, "released");
     assert_eq!(release.sum.as_deref(), Some(&[10_u64; D as usize][..]));
     assert_eq!(release.counters.released_rounds, 1);
     assert_eq!(release.record.outcome, Outcome::Released);
@@ -259,13 +263,7 @@ fn stale_and_foreign_messages_cost_only_their_sender() {
         })
         .collect();
     assert_eq!(disconnects, vec![4]);
-    let release = log
-        .iter()
-        .find_map(|a| match a {
-            Action::Release(r) => Some(r),
-            _ => None,
-        })
-        .expect("the round is released");
+    let release = released(&log, "the round is released");
     assert_eq!(release.record.included, vec![0, 1, 2, 3]);
 }
 
@@ -286,13 +284,7 @@ fn a_participant_that_reconnects_mid_round_is_dropped_from_it() {
     }
     c.connected(2, now).unwrap();
     let log = run_until_quiet(&mut c, &mut clients, now, &[2]);
-    let release = log
-        .iter()
-        .find_map(|a| match a {
-            Action::Release(r) => Some(r),
-            _ => None,
-        })
-        .expect("released without it");
+    let release = released(&log, "released without it");
     assert_eq!(release.record.included, vec![0, 1, 3]);
     assert_eq!(release.sum.as_deref(), Some(&[1 + 2 + 4; D as usize][..]));
 }
@@ -309,13 +301,7 @@ fn a_silent_participant_is_dropped_at_the_deadline_and_the_round_goes_on() {
     let deadline = c.poll_timeout().expect("a phase deadline");
     c.handle_timeout(deadline).unwrap();
     let log = run_until_quiet(&mut c, &mut clients, deadline, &[1]);
-    let release = log
-        .iter()
-        .find_map(|a| match a {
-            Action::Release(r) => Some(r),
-            _ => None,
-        })
-        .expect("released without it");
+    let release = released(&log, "released without it");
     assert_eq!(release.record.included, vec![0, 2, 3]);
     assert_eq!(release.sum.as_deref(), Some(&[1 + 3 + 4; D as usize][..]));
 }
