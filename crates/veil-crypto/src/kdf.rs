@@ -29,6 +29,9 @@ pub const LABEL_SHARE_COMMITMENT: &str = "veil/1 share-commitment";
 /// Label of a round's session id (SPEC.md §9.1).
 pub const LABEL_SESSION_ID: &str = "veil/1 session-id";
 
+/// The label of a round's task digest (SPEC.md §10.13).
+pub const LABEL_TASK_DIGEST: &str = "veil/1 task-digest";
+
 /// A round's session id: `SHA-256(label("veil/1 session-id") || config)`,
 /// where `config` is the canonical encoding of the whole round config
 /// (SPEC.md §9.1). Public: it names the round's transcript in every
@@ -36,12 +39,27 @@ pub const LABEL_SESSION_ID: &str = "veil/1 session-id";
 /// reused round id, is never a signature of this one.
 #[must_use]
 pub fn session_id(config: &[u8]) -> [u8; 32] {
+    labelled_sha256(LABEL_SESSION_ID, config)
+}
+
+/// A round's task digest: `SHA-256(label("veil/1 task-digest") || task)`,
+/// where `task` is the whole Task message the server sent (SPEC.md
+/// §10.13). The round config carries it, so the session id, and with it
+/// every signature of the round, binds the task: a server that shows two
+/// clients two tasks shows them two rounds.
+#[must_use]
+pub fn task_digest(task: &[u8]) -> [u8; 32] {
+    labelled_sha256(LABEL_TASK_DIGEST, task)
+}
+
+/// `SHA-256(u8 len(label) || label || bytes)`.
+fn labelled_sha256(label: &str, bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
-    let label = LABEL_SESSION_ID.as_bytes();
+    let label = label.as_bytes();
     let mut h = Sha256::new();
     h.update([u8::try_from(label.len()).unwrap_or(u8::MAX)]);
     h.update(label);
-    h.update(config);
+    h.update(bytes);
     h.finalize().into()
 }
 
@@ -166,6 +184,7 @@ mod tests {
             LABEL_ENVELOPE_KEY,
             LABEL_SHARE_COMMITMENT,
             LABEL_SESSION_ID,
+            LABEL_TASK_DIGEST,
         ] {
             assert!(label.starts_with(&format!("veil/{PROTOCOL_VERSION} ")));
         }

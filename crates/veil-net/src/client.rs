@@ -224,10 +224,35 @@ pub async fn run_client(
     })
 }
 
-/// Checks that a round's config is the one its task announced: the same
-/// round id and the model's dimension.
-pub(crate) fn config_matches_task(task_round: RoundId, task: &Task, config: &RoundConfig) -> bool {
-    config.round == task_round && config.d() == task.model.len()
+/// A round's task as a client received it: its round id, the task, and the
+/// digest of the message's bytes (SPEC.md §10.13).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReceivedTask {
+    pub(crate) round: RoundId,
+    pub(crate) task: Task,
+    digest: [u8; 32],
+}
+
+impl ReceivedTask {
+    /// Decodes a Task message whose model has at most `max_dimension`
+    /// values.
+    pub(crate) fn decode(bytes: &[u8], max_dimension: usize) -> veil_secagg::Result<Self> {
+        let (round, task) = Task::decode(bytes, max_dimension)?;
+        Ok(Self {
+            round,
+            task,
+            digest: veil_crypto::kdf::task_digest(bytes),
+        })
+    }
+
+    /// Whether `config` is the round this task announced: the same round
+    /// id, the model's dimension, and this task's digest, which binds the
+    /// task into the round's session id and so into every signature.
+    pub(crate) fn matches(&self, config: &RoundConfig) -> bool {
+        config.round == self.round
+            && config.d() == self.task.model.len()
+            && config.task_digest == self.digest
+    }
 }
 
 /// The largest message a client accepts outside a round: a round config,
@@ -438,7 +463,7 @@ impl Worker<'_> {
         read_rx: &mut mpsc::Receiver<((), ReadEvent)>,
         source: &mut dyn UpdateSource,
     ) -> Ended {
-        let mut task: Option<(RoundId, Task)> = None;
+        let mut task: Option<ReceivedTask> = None;
         let mut session: Option<ClientSession> = None;
         loop {
             let deadline = session.as_ref().and_then(ClientSession::poll_timeout);
@@ -478,13 +503,13 @@ impl Worker<'_> {
                     if MessageType::peek(&bytes) == Some(MessageType::Task) =>
                 {
                     let max_d = usize::try_from(self.options.max_dimension).unwrap_or(usize::MAX);
-                    match Task::decode(&bytes, max_d) {
-                        Ok((round, t)) => {
-                            debug!(id = self.id, round, "task received");
+                    match ReceivedTask::decode(&bytes, max_d) {
+                        Ok(t) => {
+                            debug!(id = self.id, round = t.round, "task received");
                             if let Some(mut old) = session.take() {
                                 old.abort();
                             }
-                            task = Some((round, t));
+                            task = Some(t);
                         }
                         Err(e) => {
                             conn.close(close::VIOLATION.into(), b"bad task");
@@ -499,8 +524,8 @@ impl Worker<'_> {
                     if let Some(s) = session.as_mut() {
                         debug!(id = self.id, kind = ?MessageType::peek(&bytes), "received");
                         let _ = s.handle_message(&bytes, Instant::now(), &mut self.rng);
-                    } else if let Some((task_round, t)) = task.take() {
-                        match self.start(task_round, &t, &bytes, source) {
+                    } else if let Some(t) = task.take() {
+                        match self.start(&t, &bytes, source) {
                             Ok(s) => {
                                 caps.set(
                                     FrameKind::SecAgg,
@@ -551,13 +576,13 @@ impl Worker<'_> {
     /// the round id is recorded before anything is sent.
     fn start(
         &mut self,
-        task_round: RoundId,
-        task: &Task,
+        received: &ReceivedTask,
         bytes: &[u8],
         source: &mut dyn UpdateSource,
     ) -> core::result::Result<ClientSession, Declined> {
+        let task = &received.task;
         let other = |why: String| Declined {
-            round: task_round,
+            round: received.round,
             reason: DeclineReason::Other,
             why,
         };
@@ -567,8 +592,10 @@ impl Worker<'_> {
             Err(e) => return Err(other(format!("the round config does not decode: {e}"))),
         };
         let round = config.round;
-        if !config_matches_task(task_round, task, &config) {
-            return Err(other("the config does not match the task".into()));
+        if !received.matches(&config) {
+            return Err(other(
+                "the config does not match the task (round, dimension or task digest)".into(),
+            ));
         }
         if let Err(refusal) = self.options.floor.check(&config) {
             return Err(Declined {
@@ -718,6 +745,47 @@ mod tests {
             noise_variance,
             model: vec![0.0; 100],
         }
+    }
+
+    #[test]
+    fn a_config_matches_only_the_task_whose_digest_it_carries() {
+        let shown = task(0.0);
+        let other = Task {
+            model: vec![1.0; 100],
+            ..task(0.0)
+        };
+        let config = |digest| {
+            RoundConfig::new(
+                4,
+                (0..10).collect(),
+                100,
+                RingBits::new(32).unwrap(),
+                6,
+                9,
+                2,
+                1000,
+                [0; 32],
+            )
+            .unwrap()
+            .with_task_digest(digest)
+        };
+        let bytes = shown.encode(4);
+        let received = ReceivedTask::decode(&bytes, 100).unwrap();
+        assert!(received.matches(&config(veil_crypto::kdf::task_digest(&bytes))));
+        // The same config for another task, a config for no task, another
+        // round or another dimension: refused.
+        let other_digest = veil_crypto::kdf::task_digest(&other.encode(4));
+        assert!(!received.matches(&config(other_digest)));
+        assert!(!received.matches(&config([0; 32])));
+        let later = ReceivedTask::decode(&shown.encode(5), 100).unwrap();
+        assert!(!later.matches(&config(veil_crypto::kdf::task_digest(&shown.encode(5)))));
+        let small = Task {
+            model: vec![0.0; 99],
+            ..task(0.0)
+        };
+        let small_bytes = small.encode(4);
+        let small = ReceivedTask::decode(&small_bytes, 100).unwrap();
+        assert!(!small.matches(&config(veil_crypto::kdf::task_digest(&small_bytes))));
     }
 
     #[test]

@@ -610,6 +610,10 @@ impl Coordinator {
             d = config.dimension,
             "round started"
         );
+        // The config carries the task's digest: the session id, and so
+        // every signature of the round, binds the task (SPEC.md §10.13).
+        let message = Arc::new(task.encode(round));
+        let config = config.with_task_digest(veil_crypto::kdf::task_digest(&message));
         let mut session = ServerSession::new(config.clone(), &self.roster, now)?;
         session.set_unmask_threads(self.unmask_threads);
         self.actions.push_back(Action::RoundStarted {
@@ -617,7 +621,6 @@ impl Coordinator {
             participants: config.participants.clone(),
             client_cap: max_client_message_len(&config),
         });
-        let message = Arc::new(task.encode(round));
         let task_bytes = (message.len() as u64).saturating_mul(config.n() as u64);
         for to in &config.participants {
             self.actions.push_back(Action::Send {

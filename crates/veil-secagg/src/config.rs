@@ -59,6 +59,10 @@ pub struct RoundConfig {
     pub phase_timeout_ms: u32,
     /// The public seed of the neighbour-graph permutation.
     pub graph_seed: [u8; 32],
+    /// The digest of the round's Task message (SPEC.md §10.13,
+    /// `veil_crypto::kdf::task_digest`), all zeros for a round without
+    /// one. Part of the config, so the session id binds the task.
+    pub task_digest: [u8; 32],
 }
 
 impl RoundConfig {
@@ -88,9 +92,19 @@ impl RoundConfig {
             max_corrupt,
             phase_timeout_ms,
             graph_seed,
+            task_digest: [0; 32],
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// The same config for the round whose Task message has `digest`.
+    #[must_use]
+    pub fn with_task_digest(self, digest: [u8; 32]) -> Self {
+        Self {
+            task_digest: digest,
+            ..self
+        }
     }
 
     /// Checks every rule of SPEC.md §9.1.

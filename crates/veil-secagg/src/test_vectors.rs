@@ -45,6 +45,8 @@ pub struct ConfigVector {
     pub max_corrupt: u32,
     pub phase_timeout_ms: u32,
     pub graph_seed: String,
+    /// `SHA-256(label("veil/1 task-digest") || the Task message)`.
+    pub task_digest: String,
     /// `SHA-256(label("veil/1 session-id") || the RoundConfig message)`.
     pub session_id: String,
 }
@@ -75,6 +77,9 @@ pub struct TranscriptEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoundVector {
     pub description: String,
+    /// The Task message the server sent every participant before the
+    /// RoundConfig (SPEC.md §10.13); the config carries its digest.
+    pub task: String,
     pub config: ConfigVector,
     pub clients: Vec<ClientVector>,
     pub transcript: Vec<TranscriptEntry>,
@@ -82,11 +87,25 @@ pub struct RoundVector {
     pub sum: Vec<u64>,
 }
 
-/// The round config of the vector.
+/// The task of the vector's round.
+#[must_use]
+pub fn vector_task() -> crate::messages::Task {
+    crate::messages::Task {
+        training_round: 1,
+        clip_norm: 1.0,
+        scale: 1024.0,
+        noise_variance: 0.0,
+        model: vec![0.0, 0.5, -0.25, 1.0],
+    }
+}
+
+/// The round config of the vector, with its task's digest.
 #[must_use]
 pub fn vector_config() -> RoundConfig {
+    let round = 0x7665_696c_0000_0001;
+    let digest = veil_crypto::kdf::task_digest(&vector_task().encode(round));
     RoundConfig::new(
-        0x7665_696c_0000_0001,
+        round,
         vec![0, 1, 2, 3],
         4,
         RingBits::new(16).unwrap(),
@@ -97,6 +116,7 @@ pub fn vector_config() -> RoundConfig {
         [0x67; 32],
     )
     .unwrap()
+    .with_task_digest(digest)
 }
 
 /// Runs the round and records it.
@@ -220,8 +240,10 @@ pub fn round_vector() -> RoundVector {
     RoundVector {
         description: "One round (SPEC.md §9-§11): 4 clients, k = 3, t = 3, c = 1 (quorum 3), \
                       d = 4, b = 16; client 3 crashes after ShareKeys. Each client's secrets are b, c, e of \
-                      §11.1 step 1; the transcript lists every message in delivery order."
+                      §11.1 step 1; the transcript lists every message in delivery order, after \
+                      the Task (`task`) whose digest the RoundConfig carries."
             .into(),
+        task: hex::encode(vector_task().encode(config.round)),
         config: ConfigVector {
             round: config.round,
             participants: config.participants.clone(),
@@ -232,6 +254,7 @@ pub fn round_vector() -> RoundVector {
             max_corrupt: config.max_corrupt,
             phase_timeout_ms: config.phase_timeout_ms,
             graph_seed: hex::encode(config.graph_seed),
+            task_digest: hex::encode(config.task_digest),
             session_id: hex::encode(crate::messages::session_id(&config)),
         },
         clients: clients_v,

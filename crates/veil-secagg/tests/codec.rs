@@ -43,6 +43,7 @@ fn config() -> RoundConfig {
         [0x5e; 32],
     )
     .unwrap()
+    .with_task_digest([0xd1; 32])
 }
 
 fn share(x: u8, fill: u8) -> Share {
@@ -195,6 +196,7 @@ fn server_samples() -> Vec<(ServerMessage, Vec<u8>)> {
                 ("00000001", "colluders withstood c = 1"),
                 ("000003e8", "phase timeout 1000 ms"),
                 (&rep("5e", 32), "graph seed"),
+                (&rep("d1", 32), "task digest"),
                 ("00000005", "5 participants"),
                 (
                     "0000000100000002000000030000000400000005",

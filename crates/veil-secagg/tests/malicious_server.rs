@@ -254,6 +254,40 @@ fn attack_3_signatures_do_not_replay_into_a_reused_round_id() {
 }
 
 #[test]
+fn attack_3b_two_tasks_are_two_rounds() {
+    // The server shows client 3 one task (say, a model that leaks through
+    // its update) and everyone else another. The config carries the task's
+    // digest, so the two views have two session ids: client 3's signed keys
+    // from its view are refused by every client of the other.
+    let shown_to_3 = config_with_seed(5, 4, 3, 1, [1; 32])
+        .unwrap()
+        .with_task_digest(veil_crypto::kdf::task_digest(b"task shown to client 3"));
+    let mut s = Server::new(shown_to_3, &[], &SiteFloor::default(), 8).unwrap();
+    s.run_to_masked_inputs();
+    let advert_of_3 = s.advert_of(3).unwrap();
+    let shown_to_others = config_with_seed(5, 4, 3, 1, [1; 32])
+        .unwrap()
+        .with_task_digest(veil_crypto::kdf::task_digest(b"task shown to the others"));
+    let mut s = Server::new(shown_to_others, &[], &SiteFloor::default(), 9).unwrap();
+    s.forged_adverts.insert(3, advert_of_3);
+    s.run_to_masked_inputs();
+    assert!(s.revealed.is_empty());
+    for u in [0, 1, 2, 4] {
+        assert!(
+            matches!(
+                s.refused.get(&u),
+                Some(Error::Forbidden {
+                    violation: Violation::BadKeySignature(3),
+                    ..
+                })
+            ),
+            "client {u}: {:?}",
+            s.refused.get(&u)
+        );
+    }
+}
+
+#[test]
 fn attack_4_a_site_refuses_rounds_below_its_floor() {
     let floor = SiteFloor::default();
     let refused = |cfg: RoundConfig| match Server::new(cfg, &[], &floor, 7) {

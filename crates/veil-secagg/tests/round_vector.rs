@@ -59,6 +59,19 @@ fn the_round_replays_from_the_file() {
     let session: [u8; 32] = sha2::Digest::finalize(h).into();
     assert_eq!(hex::encode(session), v.config.session_id);
     assert_eq!(session, veil_secagg::messages::session_id(&config));
+    // The config carries the task's digest, recomputed here from the Task
+    // message's bytes alone: the session id binds the task (SPEC §10.13).
+    let task_bytes = hex::decode(&v.task).unwrap();
+    let (task_round, _) = veil_secagg::messages::Task::decode(&task_bytes, 4).unwrap();
+    assert_eq!(task_round, round);
+    let label = b"veil/1 task-digest";
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut h, [label.len() as u8]);
+    sha2::Digest::update(&mut h, label);
+    sha2::Digest::update(&mut h, &task_bytes);
+    let digest: [u8; 32] = sha2::Digest::finalize(h).into();
+    assert_eq!(digest, config.task_digest);
+    assert_eq!(hex::encode(digest), v.config.task_digest);
     let clients: BTreeMap<u32, _> = v.clients.iter().map(|c| (c.id, c)).collect();
 
     // Every message decodes and re-encodes to the same bytes.

@@ -15,16 +15,14 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
 use tracing::{debug, warn};
+use veil_crypto::ParticipantId;
 use veil_crypto::sign::IdentitySigningKey;
-use veil_crypto::{ParticipantId, RoundId};
 use veil_round::{Action, Coordinator};
-use veil_secagg::messages::{
-    ClientMessage, Decline, DeclineReason, MessageType, ServerMessage, Task,
-};
+use veil_secagg::messages::{ClientMessage, Decline, DeclineReason, MessageType, ServerMessage};
 use veil_secagg::{ClientSession, Roster, SiteFloor};
 
 use super::{RoundPlan, ServerModel, ServerSummary, open_coordinator};
-use crate::client::{UpdateSource, client_input, config_matches_task};
+use crate::client::{ReceivedTask, UpdateSource, client_input};
 use crate::deployment::RosterFile;
 use crate::error::{ConfigError, Error, Result};
 
@@ -149,7 +147,7 @@ pub fn run_in_memory(
 struct Site {
     client: MemoryClient,
     /// The round's task, once received.
-    task: Option<(RoundId, Task)>,
+    task: Option<ReceivedTask>,
     session: Option<ClientSession>,
 }
 
@@ -195,7 +193,7 @@ impl Memory {
     fn deliver(&mut self, to: ParticipantId, message: &[u8]) -> Option<Vec<u8>> {
         let site = self.sites.get_mut(&to)?;
         if MessageType::peek(message) == Some(MessageType::Task) {
-            match Task::decode(message, usize::MAX) {
+            match ReceivedTask::decode(message, usize::MAX) {
                 Ok(task) => site.task = Some(task),
                 Err(e) => warn!(participant = to, "bad task: {e}"),
             }
@@ -205,16 +203,8 @@ impl Memory {
             let _ = session.handle_message(message, self.now, &mut self.rng);
             return None;
         }
-        let (task_round, task) = site.task.take()?;
-        let started = start(
-            site,
-            &self.roster,
-            task_round,
-            &task,
-            message,
-            self.now,
-            &mut self.rng,
-        );
+        let task = site.task.take()?;
+        let started = start(site, &self.roster, &task, message, self.now, &mut self.rng);
         match started {
             Ok(session) => {
                 site.session = Some(session);
@@ -226,7 +216,7 @@ impl Memory {
                     ClientMessage::Decline(Decline {
                         reason: DeclineReason::Other,
                     })
-                    .encode(task_round),
+                    .encode(task.round),
                 )
             }
         }
@@ -238,8 +228,7 @@ impl Memory {
 fn start(
     site: &mut Site,
     roster: &Roster,
-    task_round: RoundId,
-    task: &Task,
+    received: &ReceivedTask,
     message: &[u8],
     now: Instant,
     rng: &mut ChaCha20Rng,
@@ -251,10 +240,15 @@ fn start(
             return Err(Error::Frame("no round config after the task"));
         }
     };
-    if !config_matches_task(task_round, task, &config) {
+    if !received.matches(&config) {
         return Err(Error::Frame("the config does not match the task"));
     }
-    let contribution = client_input(task, config.ring.bits(), site.client.source.as_mut(), rng)?;
+    let contribution = client_input(
+        &received.task,
+        config.ring.bits(),
+        site.client.source.as_mut(),
+        rng,
+    )?;
     Ok(ClientSession::new(
         config,
         site.client.id,

@@ -18,13 +18,13 @@ const COMMITMENT: u64 = ID + 32 + 32;
 /// An UnmaskShares entry: id, kind, 36-byte share.
 const UNMASK_ENTRY: u64 = ID + 1 + 36;
 /// The fixed part of a RoundConfig body: dimension, ring bits, threshold,
-/// degree, colluders, timeout, graph seed.
-const CONFIG_FIXED: u64 = 4 + 1 + 4 + 4 + 4 + 4 + 32;
+/// degree, colluders, timeout, graph seed, task digest.
+const CONFIG_FIXED: u64 = 4 + 1 + 4 + 4 + 4 + 4 + 32 + 32;
 
 /// The largest RoundConfig any config can produce (65,534 participants):
 /// the cap for a client's first message, before it knows the round.
 pub const MAX_ROUND_CONFIG_LEN: usize =
-    HEADER_LEN + 4 + 1 + 4 + 4 + 4 + 4 + 32 + 4 + 4 * MAX_PARTICIPANTS;
+    HEADER_LEN + 4 + 1 + 4 + 4 + 4 + 4 + 32 + 32 + 4 + 4 * MAX_PARTICIPANTS;
 
 fn header() -> u64 {
     HEADER_LEN as u64

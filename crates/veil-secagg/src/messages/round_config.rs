@@ -24,6 +24,7 @@ pub(crate) fn encode_body(c: &RoundConfig, out: &mut Vec<u8>) {
     out.extend_from_slice(&c.max_corrupt.to_be_bytes());
     out.extend_from_slice(&c.phase_timeout_ms.to_be_bytes());
     out.extend_from_slice(&c.graph_seed);
+    out.extend_from_slice(&c.task_digest);
     put_ids(out, &c.participants);
 }
 
@@ -37,8 +38,9 @@ pub(crate) fn decode_body(r: &mut Reader<'_>, round: RoundId) -> Result<RoundCon
     let max_corrupt = r.u32("max_corrupt")?;
     let phase_timeout_ms = r.u32("phase_timeout_ms")?;
     let graph_seed = r.array::<32>("graph_seed")?;
+    let task_digest = r.array::<32>("task_digest")?;
     let participants = r.id_list("participants", MAX_PARTICIPANTS)?;
-    RoundConfig::new(
+    let config = RoundConfig::new(
         round,
         participants,
         dimension,
@@ -48,7 +50,8 @@ pub(crate) fn decode_body(r: &mut Reader<'_>, round: RoundId) -> Result<RoundCon
         max_corrupt,
         phase_timeout_ms,
         graph_seed,
-    )
+    )?;
+    Ok(config.with_task_digest(task_digest))
 }
 
 #[cfg(test)]
@@ -77,6 +80,8 @@ mod tests {
         assert_ne!(session_id(&other), base);
         let mut other = c.clone();
         other.max_corrupt = 2;
+        assert_ne!(session_id(&other), base);
+        let other = c.clone().with_task_digest([1; 32]);
         assert_ne!(session_id(&other), base);
         let mut other = c.clone();
         other.participants[9] = 10;

@@ -58,6 +58,9 @@ pub(crate) struct Server {
     now: Instant,
 }
 
+/// The seed of the deployment's identity keys, the same in every run.
+const IDENTITY_SEED: u64 = 0x7665_696c;
+
 impl Server {
     /// Starts the round: the participants not in `colluders` are honest
     /// sessions holding `floor`. `Err` if a session refuses the config.
@@ -69,10 +72,14 @@ impl Server {
     ) -> Result<Self, Error> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let now = Instant::now();
+        // Identities belong to the deployment, not the round: every run of
+        // the harness has the same roster, so a signature carried from one
+        // run to another fails only for what the runs' session ids bind.
+        let mut identity_rng = ChaCha20Rng::seed_from_u64(IDENTITY_SEED);
         let keys: BTreeMap<u32, IdentitySigningKey> = config
             .participants
             .iter()
-            .map(|id| (*id, IdentitySigningKey::generate(&mut rng)))
+            .map(|id| (*id, IdentitySigningKey::generate(&mut identity_rng)))
             .collect();
         let mut roster = Roster::new();
         for (id, key) in &keys {
