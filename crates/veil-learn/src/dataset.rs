@@ -9,6 +9,173 @@ use crate::error::{Error, Result};
 /// The largest CSV file read (the shipped sets are under 300 kB).
 pub const MAX_CSV_BYTES: u64 = 256 << 20;
 
+/// The name of the label column.
+pub const LABEL: &str = "label";
+
+/// How a CSV file's fields are separated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvFormat {
+    /// The field delimiter (`b','` by default; `b';'` or `b'\t'` are common).
+    pub delimiter: u8,
+}
+
+impl Default for CsvFormat {
+    fn default() -> Self {
+        Self { delimiter: b',' }
+    }
+}
+
+/// The columns a task expects of a site's CSV: its features by name and
+/// order, then `label`, whose values are the classes by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    /// The feature columns, in order.
+    pub features: Vec<String>,
+    /// The label's classes; a row's class id is its label's position here.
+    pub classes: Vec<String>,
+}
+
+impl Schema {
+    /// The class id of a label cell, if it is one of the classes.
+    #[must_use]
+    pub fn class_of(&self, cell: &str) -> Option<u32> {
+        self.classes
+            .iter()
+            .position(|c| c == cell)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// Checks a header against the schema; `err(column, reason)` makes the
+    /// error, naming the first column at fault.
+    fn check_header(
+        &self,
+        names: &[String],
+        require_label: bool,
+        err: impl Fn(&str, String) -> Error,
+    ) -> Result<()> {
+        for (i, name) in names.iter().enumerate() {
+            if name == LABEL {
+                if i != names.len() - 1 {
+                    return Err(err(LABEL, "`label` must be the last column".into()));
+                }
+                continue;
+            }
+            match self.features.iter().position(|f| f == name) {
+                None => {
+                    return Err(err(
+                        name,
+                        format!(
+                            "not a feature of the task (its features: {:?})",
+                            self.features
+                        ),
+                    ));
+                }
+                Some(j) if j != i => {
+                    return Err(err(
+                        name,
+                        format!(
+                            "out of order: column {} here, column {} in the task",
+                            i + 1,
+                            j + 1
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(missing) = self.features.iter().find(|f| !names.contains(f)) {
+            return Err(err(missing, "missing: the task needs this feature".into()));
+        }
+        if require_label && names.last().map(String::as_str) != Some(LABEL) {
+            return Err(err(LABEL, "missing: the rows need their label".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A CSV reader that names the file, the line and the column in errors.
+struct CsvRows<'a> {
+    records: csv::StringRecordsIntoIter<&'a [u8]>,
+    path: &'a Path,
+}
+
+impl<'a> CsvRows<'a> {
+    fn new(bytes: &'a [u8], path: &'a Path, format: CsvFormat) -> Self {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let records = csv::ReaderBuilder::new()
+            .delimiter(format.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(bytes)
+            .into_records();
+        Self { records, path }
+    }
+
+    fn err(&self, line: usize, column: Option<&str>, reason: String) -> Error {
+        Error::Csv {
+            path: self.path.to_owned(),
+            line,
+            column: column.map(str::to_owned),
+            reason,
+        }
+    }
+
+    /// The next row and its line number; `None` at the end.
+    fn row(&mut self) -> Result<Option<(usize, Vec<String>)>> {
+        match self.records.next() {
+            None => Ok(None),
+            Some(Ok(record)) => {
+                let line = record
+                    .position()
+                    .and_then(|p| usize::try_from(p.line()).ok())
+                    .unwrap_or(0);
+                Ok(Some((line, record.iter().map(str::to_owned).collect())))
+            }
+            Some(Err(e)) => {
+                let line = e
+                    .position()
+                    .and_then(|p| usize::try_from(p.line()).ok())
+                    .unwrap_or(0);
+                let reason = match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_owned(),
+                    _ => e.to_string(),
+                };
+                Err(self.err(line, None, reason))
+            }
+        }
+    }
+
+    /// The header's column names.
+    fn header(&mut self) -> Result<Vec<String>> {
+        match self.row()? {
+            Some((_, names)) => Ok(names),
+            None => Err(self.err(1, None, "empty file: no header".into())),
+        }
+    }
+
+    /// Appends row `n`'s first `dim` cells as finite numbers.
+    fn push_features(
+        &self,
+        n: usize,
+        cells: &[String],
+        names: &[String],
+        dim: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        for (cell, name) in cells.iter().zip(names).take(dim) {
+            let v: f32 = cell
+                .parse()
+                .map_err(|_| self.err(n, Some(name), format!("{cell:?} is not a number")))?;
+            if !v.is_finite() {
+                return Err(self.err(n, Some(name), format!("{cell:?} is not finite")));
+            }
+            out.push(v);
+        }
+        Ok(())
+    }
+}
+
 /// Rows of numeric features with integer class labels `0..classes`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -60,72 +227,61 @@ impl Dataset {
     }
 
     /// Parses CSV text: a header whose last column is `label`, then one
-    /// numeric row per line. `path` only names the source in errors.
+    /// numeric row per line, labels being class ids `0..=65535`. `path`
+    /// only names the source in errors. Commas separate fields; see
+    /// [`Dataset::parse_csv_with`] for another delimiter.
     ///
     /// # Errors
     /// [`Error::Csv`] naming the line and column for a missing `label`
     /// column, a ragged row, a non-numeric or non-finite value, or a label
     /// that is not a whole number in `0..=65535`.
     pub fn parse_csv(text: &str, path: &Path) -> Result<Self> {
-        let err = |line: usize, column: Option<&str>, reason: String| Error::Csv {
-            path: path.to_owned(),
-            line,
-            column: column.map(str::to_owned),
-            reason,
-        };
-        let mut lines = text.lines().enumerate();
-        let (_, header) = lines
-            .next()
-            .ok_or_else(|| err(1, None, "empty file: no header".into()))?;
-        let names: Vec<&str> = header.split(',').map(str::trim).collect();
-        if names.last() != Some(&"label") {
-            return Err(err(1, None, "the last column must be `label`".into()));
+        Self::parse_csv_with(text.as_bytes(), path, CsvFormat::default())
+    }
+
+    /// As [`Dataset::parse_csv`], in `format` (RFC 4180 quoting, an
+    /// optional UTF-8 byte-order mark, blank lines skipped).
+    ///
+    /// # Errors
+    /// As [`Dataset::parse_csv`]; also for a row that is not UTF-8 or
+    /// whose quoting is broken.
+    pub fn parse_csv_with(bytes: &[u8], path: &Path, format: CsvFormat) -> Result<Self> {
+        let mut reader = CsvRows::new(bytes, path, format);
+        let names = reader.header()?;
+        if names.last().map(String::as_str) != Some(LABEL) {
+            return Err(reader.err(1, None, "the last column must be `label`".into()));
         }
         let dim = names.len() - 1;
         if dim == 0 {
-            return Err(err(1, None, "no feature columns".into()));
+            return Err(reader.err(1, None, "no feature columns".into()));
         }
         let mut features = Vec::new();
         let mut labels = Vec::new();
-        for (i, line) in lines {
-            let n = i + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        while let Some((n, cells)) = reader.row()? {
             if cells.len() != names.len() {
-                let missing_label = cells.len() == dim;
-                return Err(err(
+                return Err(reader.err(
                     n,
                     None,
-                    if missing_label {
+                    if cells.len() == dim {
                         format!("{} values: the label is missing", cells.len())
                     } else {
                         format!("{} values, the header has {}", cells.len(), names.len())
                     },
                 ));
             }
-            for (cell, name) in cells.iter().zip(&names).take(dim) {
-                let v: f32 = cell
-                    .parse()
-                    .map_err(|_| err(n, Some(name), format!("{cell:?} is not a number")))?;
-                if !v.is_finite() {
-                    return Err(err(n, Some(name), format!("{cell:?} is not finite")));
-                }
-                features.push(v);
-            }
-            let cell = cells.last().copied().unwrap_or_default();
+            reader.push_features(n, &cells, &names, dim, &mut features)?;
+            let cell = cells.get(dim).map_or("", String::as_str);
             let label: u32 = cell.parse().ok().filter(|l| *l <= 65_535).ok_or_else(|| {
-                err(
+                reader.err(
                     n,
-                    Some("label"),
+                    Some(LABEL),
                     format!("{cell:?} is not a class id (a whole number 0..=65535)"),
                 )
             })?;
             labels.push(label);
         }
         if labels.is_empty() {
-            return Err(err(2, None, "no data rows".into()));
+            return Err(reader.err(2, None, "no data rows".into()));
         }
         let classes = labels
             .iter()
@@ -134,11 +290,77 @@ impl Dataset {
             .map_or(2, |m| m as usize + 1)
             .max(2);
         Ok(Self {
-            feature_names: names.iter().take(dim).map(|s| (*s).to_owned()).collect(),
+            feature_names: names.into_iter().take(dim).collect(),
             features,
             labels,
             classes,
         })
+    }
+
+    /// Parses a CSV file against a task's `schema`: its columns must be the
+    /// schema's features, by name and in order, then `label` (optional when
+    /// `require_label` is false: the rows are then unlabelled and the
+    /// labels all 0); each label must be one of the schema's classes, whose
+    /// position is the row's class id. Returns the rows and whether they
+    /// are labelled.
+    ///
+    /// # Errors
+    /// [`Error::Csv`] naming the file, the line and the column: a feature
+    /// of the schema missing, a column the schema does not have, columns
+    /// out of order, a missing `label`, a label outside the classes, or any
+    /// error of [`Dataset::parse_csv_with`].
+    pub fn parse_csv_for(
+        bytes: &[u8],
+        path: &Path,
+        format: CsvFormat,
+        schema: &Schema,
+        require_label: bool,
+    ) -> Result<(Self, bool)> {
+        let mut reader = CsvRows::new(bytes, path, format);
+        let names = reader.header()?;
+        schema.check_header(&names, require_label, |column, reason| {
+            reader.err(1, Some(column), reason)
+        })?;
+        let dim = schema.features.len();
+        let labelled = names.len() > dim;
+        let mut features = Vec::new();
+        let mut labels = Vec::new();
+        while let Some((n, cells)) = reader.row()? {
+            if cells.len() != names.len() {
+                return Err(reader.err(
+                    n,
+                    None,
+                    format!("{} values, the header has {}", cells.len(), names.len()),
+                ));
+            }
+            reader.push_features(n, &cells, &names, dim, &mut features)?;
+            let label = match cells.get(dim) {
+                Some(cell) => schema.class_of(cell).ok_or_else(|| {
+                    reader.err(
+                        n,
+                        Some(LABEL),
+                        format!(
+                            "{cell:?} is not one of the task's classes {:?}",
+                            schema.classes
+                        ),
+                    )
+                })?,
+                None => 0,
+            };
+            labels.push(label);
+        }
+        if labels.is_empty() {
+            return Err(reader.err(2, None, "no data rows".into()));
+        }
+        Ok((
+            Self {
+                feature_names: schema.features.clone(),
+                features,
+                labels,
+                classes: schema.classes.len().max(2),
+            },
+            labelled,
+        ))
     }
 
     /// Reads a CSV file (see [`Dataset::parse_csv`]).
@@ -146,8 +368,7 @@ impl Dataset {
     /// # Errors
     /// [`Error::Io`] or [`Error::Csv`].
     pub fn load_csv(path: &Path) -> Result<Self> {
-        let text = read_capped(path)?;
-        Self::parse_csv(&text, path)
+        Self::parse_csv_with(&read_capped(path)?, path, CsvFormat::default())
     }
 
     /// Splits into (train, test) by the test row indices.
@@ -171,7 +392,7 @@ impl Dataset {
     }
 }
 
-fn read_capped(path: &Path) -> Result<String> {
+fn read_capped(path: &Path) -> Result<Vec<u8>> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -183,7 +404,7 @@ fn read_capped(path: &Path) -> Result<String> {
             path.display()
         )));
     }
-    std::fs::read_to_string(path).map_err(io)
+    std::fs::read(path).map_err(io)
 }
 
 /// Parses a test-index file: one 0-based data-row index per line.
@@ -210,7 +431,14 @@ pub fn parse_indices(text: &str, path: &Path) -> Result<Vec<usize>> {
 /// # Errors
 /// [`Error::Io`] or [`Error::Csv`].
 pub fn load_indices(path: &Path) -> Result<Vec<usize>> {
-    parse_indices(&read_capped(path)?, path)
+    let bytes = read_capped(path)?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| Error::Csv {
+        path: path.to_owned(),
+        line: 1,
+        column: None,
+        reason: "not UTF-8 text".into(),
+    })?;
+    parse_indices(text, path)
 }
 
 /// Per-feature mean and standard deviation, fitted on training rows.
