@@ -61,6 +61,71 @@ fn the_default_run_learns_and_writes_its_run_directory() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 4);
+    predict_scores_raw_rows_as_the_run_did(dir.path(), json[3]["test_accuracy"].as_f64().unwrap());
+}
+
+/// `veil predict` on the held-out rows as they are in the data file (not
+/// standardised): the checkpoint's card carries the features, classes and
+/// standardisation, so it scores exactly what the run reported.
+fn predict_scores_raw_rows_as_the_run_did(dir: &Path, accuracy: f64) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let csv = std::fs::read_to_string(data.join("breast_cancer.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    let test: Vec<usize> = std::fs::read_to_string(data.join("breast_cancer.test_idx.txt"))
+        .unwrap()
+        .split_whitespace()
+        .map(|i| i.parse().unwrap())
+        .collect();
+    let mut rows = vec![lines[0].to_owned()];
+    rows.extend(test.iter().map(|i| lines[i + 1].to_owned()));
+    std::fs::write(dir.join("test.csv"), rows.join("\n") + "\n").unwrap();
+    let predict = |data: &str| {
+        Command::new(VEIL)
+            .args([
+                "predict",
+                "--model",
+                "run/model.safetensors",
+                "--data",
+                data,
+                "--json",
+            ])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    let out = predict("test.csv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"].as_u64(), Some(test.len() as u64));
+    assert!(
+        (v["accuracy"].as_f64().unwrap() - accuracy).abs() < 1e-9,
+        "{v}"
+    );
+    let confusion: u64 = v["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|c| c.as_u64().unwrap()))
+        .sum();
+    assert_eq!(confusion, test.len() as u64);
+    // A file without one of the model's columns is refused naming it.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let dropped: Vec<String> = rows
+        .iter()
+        .map(|r| r.split(',').skip(1).collect::<Vec<_>>().join(","))
+        .collect();
+    std::fs::write(dir.join("short.csv"), dropped.join("\n") + "\n").unwrap();
+    let out = predict("short.csv");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("short.csv: line 1") && err.contains(header[0]),
+        "{err}"
+    );
 }
 
 #[test]

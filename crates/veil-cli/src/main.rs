@@ -2,7 +2,8 @@
 //!
 //! - `veil server` / `veil client`: the service over QUIC (veil-net);
 //! - `veil certs`: a development CA, certificates, identity keys, roster;
-//! - `veil privacy`: plan, calibrate and audit privacy budgets.
+//! - `veil privacy`: plan, calibrate and audit privacy budgets;
+//! - `veil predict`: score a CSV with a model checkpoint.
 //!
 //! - `veil simulate`: a whole federated training run on this machine.
 #![forbid(unsafe_code)]
@@ -11,6 +12,7 @@ mod certs;
 mod config;
 mod failure;
 mod learning;
+mod predict;
 mod privacy;
 mod serve;
 mod simulate;
@@ -43,6 +45,9 @@ enum Command {
     /// Plan, calibrate and audit privacy budgets.
     #[command(subcommand)]
     Privacy(privacy::PrivacyCommand),
+    /// Score a CSV with a model checkpoint: accuracy, ROC-AUC and the
+    /// confusion matrix, or each row's class.
+    Predict(predict::PredictArgs),
 }
 
 /// Logs go to stderr; `RUST_LOG` filters them (else `default`).
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
             report(serve::client(&args))
         }
         Command::Certs(command) => report(certs::run(&command)),
+        Command::Predict(args) => report(predict::run(&args)),
         Command::Privacy(command) => report(privacy::run(&command).map_err(|e| e.to_string())),
     }
 }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::rngs::ChaCha20Rng;
+use veil_learn::checkpoint::ModelCard;
 use veil_learn::dp_sgd::{DpSgd, schedule};
 use veil_learn::model::Architecture;
 use veil_learn::partition::partition;
@@ -223,12 +224,21 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         }
     };
     progress.finish();
-    // The released model, once, as named tensors beside the run's metrics.
-    let model = veil_net::state::load_model(&state_dir.join("model.safetensors"), dimension)?;
-    let checkpoint =
-        veil_learn::checkpoint::encode(&s.spec, &model).map_err(|e| Failure::Run(e.to_string()))?;
-    veil_net::files::write_atomic(&s.out.join("model.safetensors"), &checkpoint, false)?;
     let rows = rows.lock().map_err(|_| "metrics lost".to_owned())?.clone();
+    // The released model, once, as named tensors with its card (features,
+    // classes, standardisation, round, privacy) beside the run's metrics.
+    let model = veil_net::state::load_model(&state_dir.join("model.safetensors"), dimension)?;
+    let card = ModelCard {
+        architecture: s.spec.architecture.clone(),
+        features: s.train.feature_names.clone(),
+        classes: (0..s.spec.classes).map(|c| c.to_string()).collect(),
+        standardization: Some(s.scaler.clone()),
+        training_round: summary.released_rounds,
+        privacy: rows.last().and_then(|r| r.epsilon).map(|e| (e, s.delta)),
+    };
+    let checkpoint = veil_learn::checkpoint::encode_card(&card, &model)
+        .map_err(|e| Failure::Run(e.to_string()))?;
+    veil_net::files::write_atomic(&s.out.join("model.safetensors"), &checkpoint, false)?;
     write_metrics(&s.out, &rows).map_err(Failure::Io)?;
     plots::draw(
         &s.out,

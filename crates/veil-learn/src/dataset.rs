@@ -53,6 +53,23 @@ impl Schema {
         require_label: bool,
         err: impl Fn(&str, String) -> Error,
     ) -> Result<()> {
+        // A missing feature first, then a column the task does not know,
+        // then the order: the most useful line for the site's operator.
+        if let Some(missing) = self.features.iter().find(|f| !names.contains(f)) {
+            return Err(err(missing, "missing: the task needs this feature".into()));
+        }
+        if let Some(extra) = names
+            .iter()
+            .find(|n| *n != LABEL && !self.features.contains(n))
+        {
+            return Err(err(
+                extra,
+                format!(
+                    "not a feature of the task (its features: {:?})",
+                    self.features
+                ),
+            ));
+        }
         for (i, name) in names.iter().enumerate() {
             if name == LABEL {
                 if i != names.len() - 1 {
@@ -60,31 +77,18 @@ impl Schema {
                 }
                 continue;
             }
-            match self.features.iter().position(|f| f == name) {
-                None => {
-                    return Err(err(
-                        name,
-                        format!(
-                            "not a feature of the task (its features: {:?})",
-                            self.features
-                        ),
-                    ));
-                }
-                Some(j) if j != i => {
-                    return Err(err(
-                        name,
-                        format!(
-                            "out of order: column {} here, column {} in the task",
-                            i + 1,
-                            j + 1
-                        ),
-                    ));
-                }
-                Some(_) => {}
+            if let Some(j) = self.features.iter().position(|f| f == name)
+                && j != i
+            {
+                return Err(err(
+                    name,
+                    format!(
+                        "out of order: column {} here, column {} in the task",
+                        i + 1,
+                        j + 1
+                    ),
+                ));
             }
-        }
-        if let Some(missing) = self.features.iter().find(|f| !names.contains(f)) {
-            return Err(err(missing, "missing: the task needs this feature".into()));
         }
         if require_label && names.last().map(String::as_str) != Some(LABEL) {
             return Err(err(LABEL, "missing: the rows need their label".into()));
@@ -371,6 +375,22 @@ impl Dataset {
         Self::parse_csv_with(&read_capped(path)?, path, CsvFormat::default())
     }
 
+    /// Reads a CSV file against a task's schema (see
+    /// [`Dataset::parse_csv_for`]), refusing one over [`MAX_CSV_BYTES`]
+    /// before reading it.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Config`] for an oversized file, or as
+    /// [`Dataset::parse_csv_for`].
+    pub fn load_csv_for(
+        path: &Path,
+        format: CsvFormat,
+        schema: &Schema,
+        require_label: bool,
+    ) -> Result<(Self, bool)> {
+        Self::parse_csv_for(&read_capped(path)?, path, format, schema, require_label)
+    }
+
     /// Splits into (train, test) by the test row indices.
     ///
     /// # Errors
@@ -453,6 +473,36 @@ pub struct Standardizer {
 }
 
 impl Standardizer {
+    /// A standardiser from its per-feature means and standard deviations.
+    ///
+    /// # Errors
+    /// [`Error::Config`] unless both have the same length, every mean is
+    /// finite and every deviation finite and positive.
+    pub fn from_parts(mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
+        if mean.len() != std.len()
+            || mean.iter().any(|m| !m.is_finite())
+            || std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+        {
+            return Err(Error::Config(
+                "standardisation: one finite mean and one finite positive deviation per feature"
+                    .into(),
+            ));
+        }
+        Ok(Self { mean, std })
+    }
+
+    /// The per-feature means.
+    #[must_use]
+    pub fn mean(&self) -> &[f32] {
+        &self.mean
+    }
+
+    /// The per-feature standard deviations.
+    #[must_use]
+    pub fn std(&self) -> &[f32] {
+        &self.std
+    }
+
     /// Fits on `data`'s rows. A constant feature gets standard deviation 1.
     #[must_use]
     pub fn fit(data: &Dataset) -> Self {

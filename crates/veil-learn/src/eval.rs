@@ -19,6 +19,67 @@ pub struct Metrics {
     pub auc: Option<f64>,
 }
 
+/// A model's predictions for some rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// The predicted class id of each row.
+    pub classes: Vec<u32>,
+    /// Each row's probability of each class (`classes.len()` per row; a
+    /// binary model's two are `1 − p` and `p`).
+    pub probabilities: Vec<Vec<f32>>,
+    /// Each row's score for ROC-AUC (a binary model's logit), if binary.
+    pub scores: Option<Vec<f32>>,
+}
+
+/// Predicts `data`'s rows with the flat model `params`.
+///
+/// # Errors
+/// As [`Model::from_flat`].
+pub fn predict(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Predictions> {
+    let model = Model::from_flat(spec, params)?;
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let (x, _) = batch(data, &rows)?;
+    let logits = model.forward(&x)?;
+    if spec.outputs() == 1 {
+        let z = logits.flatten_all()?.to_vec1::<f32>()?;
+        let probabilities = z
+            .iter()
+            .map(|v| {
+                let p = 1.0 / (1.0 + (-v).exp());
+                vec![1.0 - p, p]
+            })
+            .collect();
+        Ok(Predictions {
+            classes: z.iter().map(|v| u32::from(*v > 0.0)).collect(),
+            probabilities,
+            scores: Some(z),
+        })
+    } else {
+        let p = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()?;
+        Ok(Predictions {
+            classes: logits.argmax(D::Minus1)?.to_vec1::<u32>()?,
+            probabilities: p,
+            scores: None,
+        })
+    }
+}
+
+/// The confusion matrix of `predicted` against `labels` over `classes`
+/// classes: `matrix[true][predicted]` counts rows.
+#[must_use]
+pub fn confusion(predicted: &[u32], labels: &[u32], classes: usize) -> Vec<Vec<u64>> {
+    let mut m = vec![vec![0_u64; classes]; classes];
+    for (p, l) in predicted.iter().zip(labels) {
+        if let Some(cell) = m
+            .get_mut(*l as usize)
+            .and_then(|row| row.get_mut(*p as usize))
+        {
+            *cell = cell.saturating_add(1);
+        }
+    }
+    m
+}
+
 /// Evaluates the flat model `params` on `data`.
 ///
 /// # Errors

@@ -25,6 +25,49 @@ pub enum Architecture {
     },
 }
 
+impl core::fmt::Display for Architecture {
+    /// `logistic`, or `mlp:W1,W2,…`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Logistic => f.write_str("logistic"),
+            Self::Mlp { hidden } => {
+                let widths: Vec<String> = hidden.iter().map(ToString::to_string).collect();
+                write!(f, "mlp:{}", widths.join(","))
+            }
+        }
+    }
+}
+
+impl core::str::FromStr for Architecture {
+    type Err = Error;
+
+    /// Parses `logistic` or `mlp:W1,W2,…` (positive widths, at most 16
+    /// layers of at most 65536).
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "logistic" {
+            return Ok(Self::Logistic);
+        }
+        let bad = || Error::Config(format!("model {s:?}: use `logistic` or `mlp:W1,W2,…`"));
+        let widths = s.strip_prefix("mlp:").ok_or_else(bad)?;
+        let hidden = widths
+            .split(',')
+            .map(|w| {
+                w.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|w| (1..=65_536).contains(w))
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|h| !h.is_empty() && h.len() <= 16)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "model {s:?}: 1 to 16 hidden widths, each in 1..=65536"
+                ))
+            })?;
+        Ok(Self::Mlp { hidden })
+    }
+}
+
 /// A model's shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {

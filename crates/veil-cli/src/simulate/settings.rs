@@ -159,6 +159,9 @@ pub(super) struct Settings {
     pub(super) data_name: String,
     pub(super) train: Dataset,
     pub(super) test: Dataset,
+    /// The standardisation of the rows (fitted on the union of the
+    /// training rows), saved with the model.
+    pub(super) scaler: Standardizer,
     pub(super) spec: ModelSpec,
     pub(super) clients: usize,
     pub(super) rounds: u64,
@@ -350,6 +353,7 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         data_name,
         train,
         test,
+        scaler,
         spec,
         clients,
         rounds: pick(args.rounds.as_ref(), file.rounds.as_ref(), 20),
