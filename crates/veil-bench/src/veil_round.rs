@@ -277,6 +277,7 @@ pub(crate) fn over_quic(
         scale: 1024.0,
         privacy: None,
         keep_sums: true,
+        training: None,
     };
     let bits = plan.ring_bits()?;
     let dir = tempfile::tempdir()?;

@@ -126,6 +126,7 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
             budget: p.budget,
         }),
         keep_sums: r.keep_sums,
+        training: None,
     };
     // The plan's one check; its fields are the config file's keys.
     if let Err(err) = plan.check() {

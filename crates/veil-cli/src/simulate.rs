@@ -153,6 +153,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         scale: SCALED_CLIP / s.clip_norm,
         privacy,
         keep_sums: false,
+        training: None,
     };
     let deployment = LocalDeployment::generate(s.clients)?;
     let rows = Arc::new(Mutex::new(Vec::new()));

@@ -54,6 +54,7 @@ fn main() {
         scale: 1024.0,
         privacy: None,
         keep_sums: false,
+        training: None,
     };
     let bits = plan.ring_bits().unwrap();
 

@@ -743,6 +743,7 @@ mod tests {
             clip_norm: 1.0,
             scale: 1024.0,
             noise_variance,
+            training: None,
             model: vec![0.0; 100],
         }
     }

@@ -598,6 +598,7 @@ impl Coordinator {
             clip_norm: self.plan.clip_norm,
             scale: self.plan.scale,
             noise_variance: self.plan.noise_variance(),
+            training: self.plan.training.clone(),
             model: self.model.clone(),
         };
         info!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use veil_dp::ledger::RoundSpend;
 use veil_dp::plan::{NoiseBudget, ReleasePlan};
+use veil_secagg::messages::TrainingSpec;
 
 use crate::error::{Error, Result};
 
@@ -94,6 +95,9 @@ pub struct RoundPlan {
     pub privacy: Option<PrivacyPlan>,
     /// Keep every released sum under `sums/` (for audits and tests).
     pub keep_sums: bool,
+    /// What each site trains, sent in every task; `None` for sources that
+    /// make their update up themselves (synthetic vectors, tests).
+    pub training: Option<TrainingSpec>,
 }
 
 /// The longest phase timeout a plan may set (the protocol's, SPEC.md §9.1).
@@ -190,6 +194,9 @@ impl RoundPlan {
                     .map_err(|e| Error::plan("privacy", e.to_string()))?;
             }
         }
+        if let Some(spec) = &self.training {
+            spec.validate().map_err(|e| Error::plan("task", e))?;
+        }
         for n in [self.min_clients, self.max_clients] {
             if let Err(e) = self.secagg.parameters(n) {
                 return Err(Error::plan(
@@ -227,6 +234,7 @@ mod tests {
             scale,
             privacy,
             keep_sums: false,
+            training: None,
         }
     }
 

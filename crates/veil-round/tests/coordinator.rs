@@ -48,6 +48,7 @@ fn plan(n: usize) -> RoundPlan {
         scale: 1024.0,
         privacy: None,
         keep_sums: true,
+        training: None,
     }
 }
 

@@ -50,6 +50,7 @@ fn main() -> std::io::Result<()> {
         clip_norm: 1.0,
         scale: 1024.0,
         noise_variance: 2.5,
+        training: None,
         model: vec![0.25, -0.5, 1.0],
     };
     std::fs::write(dir.join("three-elements"), task.encode(7))?;
@@ -58,6 +59,12 @@ fn main() -> std::io::Result<()> {
         ..task
     };
     std::fs::write(dir.join("empty-model"), empty.encode(8))?;
-    println!("wrote 2 transcripts, {count} messages, a Decline and 2 tasks under fuzz/seeds/");
+    // The round vector's task, with a training spec.
+    let config = veil_secagg::test_vectors::vector_config();
+    std::fs::write(
+        dir.join("with-training"),
+        veil_secagg::test_vectors::vector_task().encode(config.round),
+    )?;
+    println!("wrote 2 transcripts, {count} messages, a Decline and 3 tasks under fuzz/seeds/");
     Ok(())
 }

@@ -90,11 +90,22 @@ pub struct RoundVector {
 /// The task of the vector's round.
 #[must_use]
 pub fn vector_task() -> crate::messages::Task {
+    // Logistic regression on three features: three weights and a bias.
     crate::messages::Task {
         training_round: 1,
         clip_norm: 1.0,
         scale: 1024.0,
         noise_variance: 0.0,
+        training: Some(crate::messages::TrainingSpec {
+            architecture: "logistic".into(),
+            features: vec!["age".into(), "dose mg".into(), "weight".into()],
+            classes: vec!["no".into(), "yes".into()],
+            optimizer: crate::messages::LocalOptimizer::Sgd,
+            epochs: 5,
+            batch_size: 16,
+            learning_rate: 0.1,
+            standardization: Some((vec![40.0, 2.5, 70.0], vec![12.0, 1.0, 9.5])),
+        }),
         model: vec![0.0, 0.5, -0.25, 1.0],
     }
 }

@@ -5,7 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
-use veil_secagg::messages::{HEADER_LEN, TASK_FIXED_LEN, Task, max_task_len};
+use veil_secagg::messages::{
+    HEADER_LEN, LocalOptimizer, MAX_TRAINING_SPEC_LEN, TASK_FIXED_LEN, Task, TrainingSpec,
+    max_task_len,
+};
 use veil_secagg::{DecodeErrorKind, Error};
 
 const ROUND: u64 = 9;
@@ -16,6 +19,7 @@ fn task() -> Task {
         clip_norm: 1.5,
         scale: 1024.0,
         noise_variance: 3.25,
+        training: None,
         model: vec![0.5, -1.0, 0.0, 1e-3],
     }
 }
@@ -29,7 +33,7 @@ fn field_err(r: veil_secagg::Result<(u64, Task)>) -> (&'static str, DecodeErrorK
 
 #[test]
 fn the_encoding_is_the_annotated_layout() {
-    let fields: [(&str, &str); 10] = [
+    let fields: [(&str, &str); 11] = [
         ("01", "version"),
         ("0d", "type 13: Task"),
         ("0000000000000009", "round"),
@@ -37,6 +41,7 @@ fn the_encoding_is_the_annotated_layout() {
         ("3ff8000000000000", "clip_norm 1.5"),
         ("4090000000000000", "scale 1024"),
         ("400a000000000000", "noise_variance 3.25"),
+        ("00", "no training spec"),
         ("00000004", "model count"),
         ("3f000000bf800000", "model 0.5, -1.0"),
         ("000000003a83126f", "model 0.0, 0.001"),
@@ -47,8 +52,13 @@ fn the_encoding_is_the_annotated_layout() {
         .collect();
     assert_eq!(task().encode(ROUND), expected);
     assert_eq!(Task::decode(&expected, 4).unwrap(), (ROUND, task()));
-    assert_eq!(expected.len(), max_task_len(4));
-    assert_eq!(max_task_len(4), HEADER_LEN + TASK_FIXED_LEN + 16);
+    assert_eq!(
+        max_task_len(4),
+        HEADER_LEN + TASK_FIXED_LEN + MAX_TRAINING_SPEC_LEN + 16
+    );
+    assert_eq!(expected.len(), HEADER_LEN + TASK_FIXED_LEN + 16);
+    assert_eq!(MAX_TRAINING_SPEC_LEN, 1_343_579, "SPEC.md §10.13");
+    assert_eq!(TASK_FIXED_LEN, 37, "SPEC.md §10.11");
 }
 
 #[test]
@@ -70,6 +80,7 @@ fn a_model_longer_than_the_client_accepts_is_refused_by_its_count() {
     let mut bytes = task().encode(ROUND);
     // Claim 2^32 - 1 elements: refused from the count, before any buffer.
     let count = HEADER_LEN + TASK_FIXED_LEN - 4;
+    assert_eq!(bytes[count - 1], 0, "no training spec before the count");
     bytes[count..count + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(matches!(
         field_err(Task::decode(&bytes, usize::MAX)),
@@ -105,5 +116,100 @@ fn out_of_range_numbers_and_other_types_are_refused() {
     assert_eq!(
         field_err(Task::decode(&other, 4)),
         ("type", DecodeErrorKind::UnknownTag(1))
+    );
+}
+
+fn spec() -> TrainingSpec {
+    TrainingSpec {
+        architecture: "mlp:8".into(),
+        features: vec!["a".into(), "é".into()],
+        classes: vec!["no".into(), "yes".into()],
+        optimizer: LocalOptimizer::Adam,
+        epochs: 2,
+        batch_size: 32,
+        learning_rate: 0.5,
+        standardization: Some((vec![1.0, -2.0], vec![0.5, 4.0])),
+    }
+}
+
+#[test]
+fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
+    let t = Task {
+        training: Some(spec()),
+        ..task()
+    };
+    let bytes = t.encode(ROUND);
+    let spec_fields: [(&str, &str); 16] = [
+        ("01", "training spec follows"),
+        ("05", "architecture length"),
+        ("6d6c703a38", "\"mlp:8\""),
+        ("00000002", "2 features"),
+        ("0161", "\"a\""),
+        ("02c3a9", "\"é\" (UTF-8)"),
+        ("00000002", "2 classes"),
+        ("026e6f", "\"no\""),
+        ("03796573", "\"yes\""),
+        ("01", "optimizer: Adam"),
+        ("00000002", "epochs 2"),
+        ("00000020", "batch size 32"),
+        ("3fe0000000000000", "learning rate 0.5"),
+        ("01", "standardization follows"),
+        ("3f800000c0000000", "means 1, -2"),
+        ("3f00000040800000", "deviations 0.5, 4"),
+    ];
+    let spec_hex: String = spec_fields.iter().map(|(h, _)| *h).collect();
+    let at = HEADER_LEN + 8 + 24;
+    assert_eq!(hex::encode(&bytes[at..bytes.len() - 4 - 16]), spec_hex);
+    assert_eq!(Task::decode(&bytes, 4).unwrap(), (ROUND, t));
+    spec().validate().unwrap();
+    for cut in 0..bytes.len() {
+        assert!(Task::decode(&bytes[..cut], 4).is_err(), "cut at {cut}");
+    }
+    // Each rule: what validate refuses, the decoder refuses too.
+    type Spoil = fn(&mut TrainingSpec);
+    let spoilt: [(Spoil, &str); 9] = [
+        (|s| s.architecture = "mlp 8".into(), "architecture"),
+        (|s| s.features = vec!["a".into(), "a".into()], "features"),
+        (|s| s.features = vec![], "features"),
+        (|s| s.classes = vec!["only".into()], "classes"),
+        (|s| s.epochs = 0, "epochs"),
+        (|s| s.batch_size = 100_000, "batch_size"),
+        (|s| s.learning_rate = f64::NAN, "learning_rate"),
+        (
+            |s| s.standardization = Some((vec![0.0, 0.0], vec![1.0, 0.0])),
+            "std",
+        ),
+        (
+            |s| s.standardization = Some((vec![f32::INFINITY, 0.0], vec![1.0, 1.0])),
+            "mean",
+        ),
+    ];
+    for (spoil, field) in spoilt {
+        let mut s = spec();
+        spoil(&mut s);
+        assert!(s.validate().is_err(), "{field}");
+        let bytes = Task {
+            training: Some(s),
+            ..task()
+        }
+        .encode(ROUND);
+        match Task::decode(&bytes, 4) {
+            Err(Error::Decode { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // A training flag other than 0 or 1, and an unknown optimizer.
+    let mut bad = task().encode(ROUND);
+    bad[HEADER_LEN + 32] = 2;
+    assert_eq!(
+        field_err(Task::decode(&bad, 4)),
+        ("training", DecodeErrorKind::OutOfRange)
+    );
+    let mut bad = bytes;
+    let optimizer = at + 1 + 1 + 5 + 4 + 2 + 3 + 4 + 3 + 4;
+    bad[optimizer] = 7;
+    assert_eq!(
+        field_err(Task::decode(&bad, 4)),
+        ("optimizer", DecodeErrorKind::OutOfRange)
     );
 }

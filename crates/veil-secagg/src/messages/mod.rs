@@ -15,6 +15,7 @@ mod masked_input;
 mod round_config;
 mod share_keys;
 mod task;
+mod training;
 mod unmask;
 
 pub use crate::tags::DeclineReason;
@@ -31,6 +32,10 @@ pub use share_keys::{
     SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
 };
 pub use task::{TASK_FIXED_LEN, Task, max_task_len};
+pub use training::{
+    LocalOptimizer, MAX_ARCHITECTURE_LEN, MAX_CLASSES, MAX_FEATURES, MAX_NAME_LEN,
+    MAX_TRAINING_SPEC_LEN, TrainingSpec,
+};
 pub use unmask::{ShareKind, UnmaskShare, UnmaskShares};
 
 use veil_crypto::RoundId;

@@ -4,20 +4,22 @@
 
 use veil_crypto::RoundId;
 
+use super::training::{MAX_TRAINING_SPEC_LEN, TrainingSpec};
 use super::{HEADER_LEN, MessageType, put_header, read_header};
 use crate::codec::{Reader, put_count};
 use crate::config::MAX_DIMENSION;
 use crate::error::{DecodeErrorKind, Result};
 
 /// The fixed part of a task's body: `training_round`, `clip_norm`, `scale`,
-/// `noise_variance` and the model's count.
-pub const TASK_FIXED_LEN: usize = 8 + 8 + 8 + 8 + 4;
+/// `noise_variance`, the training flag and the model's count.
+pub const TASK_FIXED_LEN: usize = 8 + 8 + 8 + 8 + 1 + 4;
 
 /// The longest encoded task whose model has `max_dimension` elements.
 #[must_use]
 pub fn max_task_len(max_dimension: usize) -> usize {
     HEADER_LEN
         .saturating_add(TASK_FIXED_LEN)
+        .saturating_add(MAX_TRAINING_SPEC_LEN)
         .saturating_add(max_dimension.saturating_mul(4))
 }
 
@@ -33,6 +35,9 @@ pub struct Task {
     /// The variance of the integer noise each client adds to each
     /// coordinate, in quantised units; `0` for none.
     pub noise_variance: f64,
+    /// What each site trains and how; `None` for a task whose update the
+    /// site's source makes up itself (a synthetic vector, a test).
+    pub training: Option<TrainingSpec>,
     /// The global model, flattened.
     pub model: Vec<f32>,
 }
@@ -47,6 +52,13 @@ impl Task {
         out.extend_from_slice(&self.training_round.to_be_bytes());
         for v in [self.clip_norm, self.scale, self.noise_variance] {
             out.extend_from_slice(&v.to_bits().to_be_bytes());
+        }
+        match &self.training {
+            None => out.push(0),
+            Some(spec) => {
+                out.push(1);
+                spec.encode(&mut out);
+            }
         }
         put_count(&mut out, self.model.len());
         for v in &self.model {
@@ -74,6 +86,11 @@ impl Task {
         let clip_norm = f64::from_bits(r.u64("clip_norm")?);
         let scale = f64::from_bits(r.u64("scale")?);
         let noise_variance = f64::from_bits(r.u64("noise_variance")?);
+        let training = match r.u8("training")? {
+            0 => None,
+            1 => Some(TrainingSpec::decode(&mut r)?),
+            _ => return Err(r.err("training", DecodeErrorKind::OutOfRange)),
+        };
         let max = max_dimension.min(MAX_DIMENSION as usize);
         let count = r.count("model", max, 4)?;
         if !(clip_norm.is_finite() && clip_norm > 0.0) {
@@ -101,6 +118,7 @@ impl Task {
                 clip_norm,
                 scale,
                 noise_variance,
+                training,
                 model,
             },
         ))
