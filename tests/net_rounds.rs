@@ -946,3 +946,146 @@ fn a_second_connection_of_a_client_replaces_the_first() {
     assert_eq!(ids(rel[0], "included"), vec![0, 1, 2]);
     dep.wait_clients_ok(&mut clients);
 }
+
+/// The breast-cancer rows: the header, the training rows and the test rows
+/// (its fixed split), as lines of the shipped CSV.
+fn breast_cancer() -> (String, Vec<String>, Vec<String>) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
+    let csv = std::fs::read_to_string(data.join("breast_cancer.csv")).unwrap();
+    let mut lines = csv.lines().map(str::to_owned);
+    let header = lines.next().unwrap();
+    let rows: Vec<String> = lines.collect();
+    let test: std::collections::BTreeSet<usize> =
+        std::fs::read_to_string(data.join("breast_cancer.test_idx.txt"))
+            .unwrap()
+            .split_whitespace()
+            .map(|i| i.parse().unwrap())
+            .collect();
+    let (test_rows, train_rows): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| test.contains(i));
+    let strip = |v: Vec<(usize, String)>| v.into_iter().map(|(_, r)| r).collect();
+    (header, strip(train_rows), strip(test_rows))
+}
+
+#[test]
+fn three_sites_train_a_model_on_their_own_csv_and_a_wrong_schema_is_refused() {
+    let dep = Deployment::new(4);
+    dep.write_server_config(&ServerSettings {
+        rounds: 8,
+        min_clients: 3,
+        ..ServerSettings::default()
+    });
+    let (header, train, test) = breast_cancer();
+    let features: Vec<&str> = header.split(',').filter(|c| *c != "label").collect();
+    // The operator's standardisation (until the statistics round lands).
+    let values: Vec<Vec<f64>> = train
+        .iter()
+        .map(|r| r.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let n = values.len() as f64;
+    let mean: Vec<f64> = (0..features.len())
+        .map(|j| values.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
+    let std: Vec<f64> = (0..features.len())
+        .map(|j| (values.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt())
+        .collect();
+    let list = |v: &[String]| format!("[{}]", v.join(", "));
+    let quoted: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
+    let task = format!(
+        "[task]\nmodel = \"logistic\"\nfeatures = {}\nclasses = [\"0\", \"1\"]\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.1\nmean = {}\nstd = {}\n",
+        list(&quoted),
+        list(&mean.iter().map(|v| format!("{v}")).collect::<Vec<_>>()),
+        list(&std.iter().map(|v| format!("{v}")).collect::<Vec<_>>()),
+    );
+    let config = std::fs::read_to_string(dep.path().join("server.toml"))
+        .unwrap()
+        .replace("dimension = 300\n", "")
+        + &task;
+    std::fs::write(dep.path().join("server.toml"), config).unwrap();
+    // Three sites, each with a third of the training rows; a fourth whose
+    // file lacks a column.
+    for (i, site) in dep.clients.iter().take(3).enumerate() {
+        let rows: Vec<&str> = train
+            .iter()
+            .skip(i)
+            .step_by(3)
+            .map(String::as_str)
+            .collect();
+        std::fs::write(
+            dep.path().join(format!("{site}.csv")),
+            format!("{header}\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+    }
+    let short: Vec<String> = std::iter::once(header.clone())
+        .chain(train.iter().take(20).cloned())
+        .map(|r| r.split(',').skip(1).collect::<Vec<_>>().join(","))
+        .collect();
+    std::fs::write(dep.path().join("client-4.csv"), short.join("\n") + "\n").unwrap();
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep
+        .clients
+        .iter()
+        .map(|c| {
+            dep.write_client_config(c, "certs");
+            dep.spawn(
+                &[
+                    "client",
+                    "--config",
+                    &format!("{c}.toml"),
+                    "--data",
+                    &format!("{c}.csv"),
+                ],
+                &format!("{c}.log"),
+            )
+        })
+        .collect();
+    let bad = clients.pop().unwrap();
+    let output = bad.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", dep.log("client-4.log"));
+    let log = dep.log("client-4.log");
+    assert!(
+        log.contains("client-4.csv: line 1") && log.contains(features[0]),
+        "{log}"
+    );
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}\n{}", dep.log("server.log"));
+    dep.wait_clients_ok(&mut clients);
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 8, "{rounds:?}");
+    for r in &rel {
+        assert_eq!(ids(r, "included").len(), 3, "{r}");
+    }
+    // The deliverable: a checkpoint with its card, scored on the raw test
+    // rows by `veil predict`.
+    std::fs::write(
+        dep.path().join("test.csv"),
+        format!("{header}\n{}\n", test.join("\n")),
+    )
+    .unwrap();
+    let out = Command::new(VEIL)
+        .args([
+            "predict",
+            "--model",
+            "state/checkpoint.safetensors",
+            "--data",
+            "test.csv",
+            "--json",
+        ])
+        .current_dir(dep.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = v["accuracy"].as_f64().unwrap();
+    eprintln!("three sites, 8 rounds, no DP: test accuracy {accuracy:.4}");
+    assert!(accuracy >= 0.93, "{v}");
+    assert_eq!(v["rows"].as_u64(), Some(test.len() as u64));
+}

@@ -53,12 +53,62 @@ pub(crate) struct ServerFile {
     pub(crate) privacy: Option<Privacy>,
     #[serde(default)]
     pub(crate) limits: ServerLimits,
+    /// What the sites train; without it, clients send their source's own
+    /// updates of `rounds.dimension` values.
+    pub(crate) task: Option<TaskFile>,
+}
+
+/// The `[task]` table of the server's config: the model every site trains,
+/// on which columns, and how (SPEC.md §10.13).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TaskFile {
+    /// `logistic`, or `mlp:W1,W2,…`.
+    pub(crate) model: String,
+    /// The feature columns every site's CSV has, in order.
+    pub(crate) features: Vec<String>,
+    /// The label's classes, as they appear in the `label` column.
+    pub(crate) classes: Vec<String>,
+    #[serde(default = "default_local_optimizer")]
+    pub(crate) local_optimizer: String,
+    #[serde(default = "default_epochs")]
+    pub(crate) epochs: u32,
+    #[serde(default = "default_batch")]
+    pub(crate) batch_size: u32,
+    #[serde(default = "default_learning_rate")]
+    pub(crate) learning_rate: f64,
+    /// `fedavg`, `fedadam` or `fedyogi`.
+    #[serde(default = "default_server_optimizer")]
+    pub(crate) server_optimizer: String,
+    /// The server learning rate (default 1 for FedAvg, 0.05 otherwise).
+    pub(crate) server_lr: Option<f32>,
+    /// Per-feature means and standard deviations every site standardises
+    /// its rows with (both or neither).
+    pub(crate) mean: Option<Vec<f32>>,
+    pub(crate) std: Option<Vec<f32>>,
+}
+
+fn default_local_optimizer() -> String {
+    "sgd".into()
+}
+fn default_epochs() -> u32 {
+    5
+}
+fn default_batch() -> u32 {
+    16
+}
+fn default_learning_rate() -> f64 {
+    0.1
+}
+fn default_server_optimizer() -> String {
+    "fedavg".into()
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Rounds {
-    pub(crate) dimension: u32,
+    /// The model's size; with a `[task]`, the task's model fixes it.
+    pub(crate) dimension: Option<u32>,
     #[serde(default)]
     pub(crate) rounds: u64,
     #[serde(default = "one")]
@@ -190,6 +240,10 @@ pub(crate) struct ClientFile {
     pub(crate) max_rounds: Option<u64>,
     #[serde(default)]
     pub(crate) source: Source,
+    /// With `source = "csv"`: the site's rows (relative to this file).
+    pub(crate) data: Option<PathBuf>,
+    /// The CSV's field delimiter (one ASCII character; default `,`).
+    pub(crate) delimiter: Option<char>,
     #[serde(default)]
     pub(crate) backoff: BackoffFile,
     #[serde(default = "default_idle")]
@@ -276,6 +330,8 @@ pub(crate) enum Source {
     /// The deterministic synthetic update (veil_net::synthetic).
     #[default]
     Synthetic,
+    /// Local training on the site's own CSV (`data`), as the task says.
+    Csv,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,7 +414,7 @@ mod tests {
     fn the_example_configs_parse() {
         let server: ServerFile =
             toml::from_str(include_str!("../../../examples/server.toml")).unwrap();
-        assert_eq!(server.rounds.dimension, 1000);
+        assert_eq!(server.rounds.dimension, Some(1000));
         assert!(server.privacy.is_some());
         let client: ClientFile =
             toml::from_str(include_str!("../../../examples/client.toml")).unwrap();

@@ -64,7 +64,8 @@ impl From<veil_net::Error> for Failure {
             | E::BadFile { .. }
             | E::Pki(_)
             | E::Tls(_)
-            | E::Config(_) => Self::Config(message),
+            | E::Config(_)
+            | E::SiteData(_) => Self::Config(message),
             _ => Self::Run(message),
         }
     }

@@ -5,19 +5,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use tracing::{info, warn};
+use veil_learn::checkpoint::ModelCard;
+use veil_learn::dataset::{CsvFormat, Standardizer};
 use veil_learn::server_opt::ServerOptimizerKind;
+use veil_net::client::UpdateSource;
 use veil_net::client::{ClientOptions, ClientStop, Fault, run_client};
 use veil_net::deployment::{RosterFile, load_identity};
 use veil_net::pki::{load_certs, load_key};
+use veil_net::server::RoundReport;
 use veil_net::server::{
     PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
 };
 use veil_net::synthetic::SyntheticSource;
+use veil_secagg::messages::LocalOptimizer;
 use veil_secagg::messages::MessageType;
 
 use crate::config::{self, ClientFile, ServerFile, Source, check, resolve};
 use crate::failure::Failure;
-use crate::learning::Learner;
+use crate::learning::{CsvSite, Learner, OnRelease, model_spec};
 
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
@@ -46,6 +52,13 @@ pub(crate) struct ClientArgs {
     /// Overrides `max_rounds`.
     #[arg(long)]
     max_rounds: Option<u64>,
+    /// The site's rows: train the server's task on this CSV (overrides
+    /// `data`, and implies `source = "csv"`).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The CSV's field delimiter (overrides `delimiter`).
+    #[arg(long)]
+    delimiter: Option<char>,
     /// Testing only: go silent in the first round once this message is
     /// received or sent (round-config, advertise-keys, share-keys,
     /// masked-input, consistency-signature).
@@ -103,10 +116,32 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
             .is_none_or(|t| (1..=1024).contains(&t)),
         "must be in 1..=1024",
     )?;
+    let task = file
+        .task
+        .as_ref()
+        .map(|t| task_from_file(t).map_err(|e| format!("{}: {e}", path.display())))
+        .transpose()?;
+    let dimension = match (&task, r.dimension) {
+        (Some(t), Some(d)) if t.dimension != d => {
+            return Err(format!(
+                "{}: rounds.dimension: {d}, but the task's model has {} parameters (leave it out)",
+                path.display(),
+                t.dimension
+            ));
+        }
+        (Some(t), _) => t.dimension,
+        (None, Some(d)) => d,
+        (None, None) => {
+            return Err(format!(
+                "{}: rounds.dimension: needed without a [task]",
+                path.display()
+            ));
+        }
+    };
     let tls = &file.tls;
     let e = |err: veil_net::Error| err.to_string();
     let plan = RoundPlan {
-        dimension: r.dimension,
+        dimension,
         rounds: args.rounds.unwrap_or(r.rounds),
         sampling_rate: r.sampling_rate,
         min_clients: r.min_clients,
@@ -126,7 +161,7 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
             budget: p.budget,
         }),
         keep_sums: r.keep_sums,
-        training: None,
+        training: task.as_ref().map(|t| t.training.clone()),
     };
     // The plan's one check; its fields are the config file's keys.
     if let Err(err) = plan.check() {
@@ -137,27 +172,40 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
             other => format!("{}: {other}", path.display()),
         });
     }
-    let learner = Learner::new(
-        ServerOptimizerKind::FedAvg { lr: r.server_lr },
-        plan.dimension as usize,
-        None,
-    )
-    .map_err(|err| format!("{}: rounds.server_lr: {err}", path.display()))?;
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| resolve(path, &file.state_dir));
+    let (optimizer, on_release, initial_model) = match task {
+        Some(t) => {
+            let delta = plan.privacy.map(|p| p.delta);
+            let initial = t.model.init(1);
+            (
+                t.server,
+                Some(checkpoint_writer(
+                    state_dir.join("checkpoint.safetensors"),
+                    t.card,
+                    delta,
+                )),
+                Some(initial),
+            )
+        }
+        None => (ServerOptimizerKind::FedAvg { lr: r.server_lr }, None, None),
+    };
+    let learner = Learner::new(optimizer, plan.dimension as usize, on_release)
+        .map_err(|err| format!("{}: server optimiser: {err}", path.display()))?;
     Ok(ServerOptions {
         listen: args.listen.unwrap_or(file.listen),
         ca: load_certs(&resolve(path, &tls.ca)).map_err(e)?,
         cert_chain: load_certs(&resolve(path, &tls.cert)).map_err(e)?,
         key: load_key(&resolve(path, &tls.key)).map_err(e)?,
         roster: RosterFile::load(&resolve(path, &tls.roster)).map_err(e)?,
-        state_dir: args
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| resolve(path, &file.state_dir)),
+        state_dir,
         plan,
         limits: file.limits.limits(),
         handshake_timeout: file.limits.handshake_timeout(),
         model: Box::new(learner),
-        initial_model: None,
+        initial_model,
         unmask_threads: file.limits.unmask_threads(),
     })
 }
@@ -189,7 +237,121 @@ pub(crate) fn server(args: &ServerArgs) -> Result<String, Failure> {
     })
 }
 
-fn client_options(args: &ClientArgs) -> Result<(ClientOptions, Source), String> {
+/// A server's task, read from its `[task]` table.
+struct ServerTask {
+    training: veil_secagg::messages::TrainingSpec,
+    model: veil_learn::model::ModelSpec,
+    dimension: u32,
+    server: ServerOptimizerKind,
+    /// The card of each checkpoint, its round and privacy filled in per
+    /// release.
+    card: ModelCard,
+}
+
+fn task_from_file(t: &config::TaskFile) -> Result<ServerTask, String> {
+    let optimizer = match t.local_optimizer.as_str() {
+        "sgd" => LocalOptimizer::Sgd,
+        "adam" => LocalOptimizer::Adam,
+        other => {
+            return Err(format!(
+                "task.local_optimizer: {other:?} is not sgd or adam"
+            ));
+        }
+    };
+    let standardization = match (&t.mean, &t.std) {
+        (Some(m), Some(s)) => Some((m.clone(), s.clone())),
+        (None, None) => None,
+        _ => return Err("task.mean and task.std: both or neither".into()),
+    };
+    let training = veil_secagg::messages::TrainingSpec {
+        architecture: t.model.clone(),
+        features: t.features.clone(),
+        classes: t.classes.clone(),
+        optimizer,
+        epochs: t.epochs,
+        batch_size: t.batch_size,
+        learning_rate: t.learning_rate,
+        standardization,
+    };
+    training.validate().map_err(|e| format!("task.{e}"))?;
+    let model = model_spec(&training).map_err(|e| format!("task.model: {e}"))?;
+    let dimension = u32::try_from(model.num_params())
+        .ok()
+        .filter(|d| *d <= veil_secagg::config::MAX_DIMENSION)
+        .ok_or("task.model: more than 2^26 parameters")?;
+    let lr = |default: f32| t.server_lr.unwrap_or(default);
+    let server = match t.server_optimizer.as_str() {
+        "fedavg" => ServerOptimizerKind::FedAvg { lr: lr(1.0) },
+        "fedadam" => ServerOptimizerKind::FedAdam {
+            lr: lr(0.05),
+            beta1: 0.9,
+            beta2: 0.99,
+            tau: 1e-3,
+        },
+        "fedyogi" => ServerOptimizerKind::FedYogi {
+            lr: lr(0.05),
+            beta1: 0.9,
+            beta2: 0.99,
+            tau: 1e-3,
+        },
+        other => {
+            return Err(format!(
+                "task.server_optimizer: {other:?} is not fedavg, fedadam or fedyogi"
+            ));
+        }
+    };
+    let card = ModelCard {
+        architecture: model.architecture.clone(),
+        features: training.features.clone(),
+        classes: training.classes.clone(),
+        standardization: match &training.standardization {
+            Some((m, s)) => Some(
+                Standardizer::from_parts(m.clone(), s.clone())
+                    .map_err(|e| format!("task.mean/std: {e}"))?,
+            ),
+            None => None,
+        },
+        training_round: 0,
+        privacy: None,
+    };
+    Ok(ServerTask {
+        training,
+        model,
+        dimension,
+        server,
+        card,
+    })
+}
+
+/// Writes the released model with its card after each release (the
+/// deployment's deliverable, `veil predict --model`), atomically.
+fn checkpoint_writer(path: PathBuf, mut card: ModelCard, delta: Option<f64>) -> OnRelease {
+    Box::new(move |report: &RoundReport, model: &[f32]| {
+        card.training_round = report.training_round;
+        card.privacy = report.epsilon.zip(delta);
+        let written = veil_learn::checkpoint::encode_card(&card, model)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                veil_net::files::write_atomic(&path, &bytes, false).map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => info!(
+                round = report.training_round,
+                "checkpoint written to {}",
+                path.display()
+            ),
+            Err(e) => warn!("checkpoint not written: {e}"),
+        }
+    })
+}
+
+/// Where a client's updates come from.
+enum SiteSource {
+    Synthetic,
+    Csv(PathBuf, CsvFormat),
+}
+
+fn client_options(args: &ClientArgs) -> Result<(ClientOptions, SiteSource), String> {
     let path = &args.config;
     let file: ClientFile = config::load(path)?;
     check(
@@ -230,8 +392,32 @@ fn client_options(args: &ClientArgs) -> Result<(ClientOptions, Source), String> 
             min_noise_multiplier: file.floor.min_noise_multiplier,
             state_dir: Some(resolve(path, &file.state_dir(path))),
         },
-        file.source,
+        site_source(args, &file)?,
     ))
+}
+
+fn site_source(args: &ClientArgs, file: &ClientFile) -> Result<SiteSource, String> {
+    let path = &args.config;
+    let csv = args.data.is_some() || file.source == Source::Csv;
+    if !csv {
+        return Ok(SiteSource::Synthetic);
+    }
+    let data = match (&args.data, &file.data) {
+        (Some(d), _) => d.clone(),
+        (None, Some(d)) => resolve(path, d),
+        (None, None) => {
+            return Err(format!(
+                "{}: data: needed with source = \"csv\" (or give --data)",
+                path.display()
+            ));
+        }
+    };
+    let delimiter = args.delimiter.or(file.delimiter).unwrap_or(',');
+    let delimiter = u8::try_from(delimiter)
+        .ok()
+        .filter(u8::is_ascii)
+        .ok_or_else(|| format!("{}: delimiter: one ASCII character", path.display()))?;
+    Ok(SiteSource::Csv(data, CsvFormat { delimiter }))
 }
 
 pub(crate) fn client(args: &ClientArgs) -> Result<String, Failure> {
@@ -246,12 +432,19 @@ pub(crate) fn client(args: &ClientArgs) -> Result<String, Failure> {
         })
         .map(|entry| entry.name.clone())
         .ok_or("this client's certificate is not in the roster")?;
-    let mut source = match source {
-        Source::Synthetic => SyntheticSource::new(&name),
+    let mut source: Box<dyn UpdateSource> = match source {
+        SiteSource::Synthetic => Box::new(SyntheticSource::new(&name)),
+        SiteSource::Csv(path, format) => {
+            // Each site shuffles its rows with its own seed.
+            let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+            Box::new(CsvSite::new(path, format, seed))
+        }
     };
     let rt = runtime()?;
     rt.block_on(async {
-        let summary = run_client(options, &mut source, shutdown_signal()).await?;
+        let summary = run_client(options, source.as_mut(), shutdown_signal()).await?;
         let why = match summary.reason {
             ClientStop::ServerDone => "the server finished",
             ClientStop::RoundsDone => "its rounds are done",

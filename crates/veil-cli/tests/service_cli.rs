@@ -88,6 +88,31 @@ fn server_config_errors_name_the_file_and_the_field() {
             "server.toml: privacy.delta",
         ),
         (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"b\"]\nclasses = [\"no\", \"yes\"]",
+            ),
+            "server.toml: rounds.dimension: 10, but the task's model has 3 parameters",
+        ),
+        (
+            ("dimension = 10\n", ""),
+            "server.toml: rounds.dimension: needed without a [task]",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"a\"]\nclasses = [\"no\", \"yes\"]",
+            ),
+            "server.toml: task.features",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"mlp:0\"\nfeatures = [\"a\"]\nclasses = [\"no\", \"yes\"]",
+            ),
+            "server.toml: task.model",
+        ),
+        (
             ("ca = \"certs/ca.pem\"", "ca = \"certs/missing.pem\""),
             "missing.pem",
         ),

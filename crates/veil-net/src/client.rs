@@ -33,6 +33,22 @@ use crate::tls::{Limits, client_config, close};
 /// Why an [`UpdateSource`] has no update.
 pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
+/// A source's error that no later round can mend: the site's data does
+/// not fit the task (a missing, extra or reordered column, a label outside
+/// the classes). The client declines the round, so the server goes on
+/// without it, and then stops with [`Error::SiteData`]: nothing of the
+/// site's rows is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteDataError(pub String);
+
+impl core::fmt::Display for SiteDataError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SiteDataError {}
+
 /// Where a client's update comes from: local training (veil-learn), or
 /// any vector the caller supplies.
 pub trait UpdateSource: Send {
@@ -313,11 +329,15 @@ struct Declined {
     round: u64,
     reason: DeclineReason,
     why: String,
+    /// The site's data does not fit the task: stop after declining.
+    fatal: bool,
 }
 
 enum Ended {
     Stop(ClientStop),
     Lost(String),
+    /// The site's data does not fit the task ([`SiteDataError`]).
+    Fatal(String),
     /// The injected fault fired: stay connected and silent, or leave.
     Stalled,
 }
@@ -356,6 +376,10 @@ impl Worker<'_> {
                             return Ok(stop);
                         }
                         Ended::Stalled => {}
+                        Ended::Fatal(why) => {
+                            conn.close(close::LEAVING.into(), b"client leaves");
+                            return Err(Error::SiteData(why));
+                        }
                         Ended::Lost(why) => {
                             // With TLS 1.3 the server checks the client's
                             // certificate after the client's handshake is
@@ -553,6 +577,9 @@ impl Worker<'_> {
                                 if let Ok(frame) = encode_frame(FrameKind::SecAgg, &decline) {
                                     let _ = queue.try_send(Arc::new(frame));
                                 }
+                                if declined.fatal {
+                                    return Ended::Fatal(declined.why);
+                                }
                             }
                         }
                     } else {
@@ -585,6 +612,7 @@ impl Worker<'_> {
             round: received.round,
             reason: DeclineReason::Other,
             why,
+            fatal: false,
         };
         let config = match ServerMessage::decode(bytes, None) {
             Ok((_, ServerMessage::RoundConfig(config))) => config,
@@ -602,6 +630,7 @@ impl Worker<'_> {
                 round,
                 reason: refusal.reason,
                 why: refusal.to_string(),
+                fatal: false,
             });
         }
         check_noise(&config, task, self.options.min_noise_multiplier)?;
@@ -615,13 +644,20 @@ impl Worker<'_> {
                         "round id {} is not above {}, the last round this client took part in: a server must never reuse a round id",
                         reused.round, reused.last
                     ),
+                    fatal: false,
                 });
             }
             Err(e) => return Err(other(format!("cannot record the round id: {e}"))),
         }
         let started = Instant::now();
-        let contribution = client_input(task, config.ring.bits(), source, &mut self.rng)
-            .map_err(|e| other(e.to_string()))?;
+        let contribution =
+            client_input(task, config.ring.bits(), source, &mut self.rng).map_err(|e| {
+                let fatal = matches!(&e, Error::Source(s) if s.is::<SiteDataError>());
+                Declined {
+                    fatal,
+                    ..other(e.to_string())
+                }
+            })?;
         info!(
             id = self.id,
             round,
@@ -726,6 +762,7 @@ fn check_noise(config: &RoundConfig, task: &Task, min: f64) -> core::result::Res
                 "round {}: the {honest} honest noise shares of its smallest sum give noise multiplier {z:.4}, below this site's floor min_noise_multiplier = {min}",
                 config.round
             ),
+            fatal: false,
         });
     }
     Ok(())

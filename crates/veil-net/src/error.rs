@@ -48,6 +48,10 @@ pub enum Error {
     /// The runtime's setup cannot work.
     #[error("config: {0}")]
     Config(#[from] ConfigError),
+    /// The site's data does not fit the task (see
+    /// [`crate::client::SiteDataError`]).
+    #[error("site data: {0}")]
+    SiteData(String),
     /// The caller's update source failed.
     #[error("update source: {0}")]
     Source(#[source] crate::client::SourceError),
