@@ -17,57 +17,6 @@ use veil_net::client::{SiteDataError, SourceError, UpdateSource};
 use veil_round::{ModelError, RoundReport, ServerModel};
 use veil_secagg::messages::{Task, TrainingSpec};
 
-/// A client that trains `spec` on its own rows each round.
-pub(crate) struct TrainingSource {
-    pub(crate) spec: ModelSpec,
-    pub(crate) data: Dataset,
-    pub(crate) local: LocalTraining,
-    /// Seeds the local shuffles (mixed with the training round).
-    pub(crate) seed: u64,
-    /// The probability of sitting a round out (simulated dropout; 0 in
-    /// service).
-    pub(crate) dropout: f64,
-    pub(crate) rng: ChaCha20Rng,
-    /// Example-level DP-SGD, with a generator seeded from the OS (noise
-    /// must be unpredictable).
-    pub(crate) dp_sgd: Option<(DpSgd, ChaCha20Rng)>,
-}
-
-/// Why a training source has no update this round.
-#[derive(Debug, thiserror::Error)]
-enum NoUpdate {
-    #[error("simulated dropout: this client sits the round out")]
-    SimulatedDropout,
-    #[error(transparent)]
-    Training(#[from] veil_learn::Error),
-}
-
-impl UpdateSource for TrainingSource {
-    fn update(&mut self, task: &Task) -> Result<Vec<f32>, SourceError> {
-        if self.dropout > 0.0 && self.rng.random::<f64>() < self.dropout {
-            return Err(NoUpdate::SimulatedDropout.into());
-        }
-        let trained = match &mut self.dp_sgd {
-            Some((dp, noise_rng)) => train_local_dp_sgd(
-                &self.spec,
-                &task.model,
-                &self.data,
-                &self.local,
-                dp,
-                noise_rng,
-            ),
-            None => train_local(
-                &self.spec,
-                &task.model,
-                &self.data,
-                &self.local,
-                self.seed ^ task.training_round.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            ),
-        };
-        Ok(trained.map_err(NoUpdate::from)?)
-    }
-}
-
 /// What the server does after each release (evaluation, reporting).
 pub(crate) type OnRelease = Box<dyn FnMut(&RoundReport, &[f32]) + Send>;
 
@@ -136,48 +85,102 @@ pub(crate) fn schema(spec: &TrainingSpec) -> Schema {
     }
 }
 
-/// A site that trains the task's model on its own CSV: the rows are read
-/// (and checked against the task's columns and classes) when a task first
-/// names them, standardised as the task says, and never leave the site
-/// except inside the masked, clipped, noised update.
-pub(crate) struct CsvSite {
-    path: PathBuf,
-    format: CsvFormat,
-    seed: u64,
-    /// The rows as read, for the schema they were checked against.
-    rows: Option<(Schema, Dataset)>,
+/// Where a site's rows come from.
+pub(crate) enum Rows {
+    /// The site's CSV, read and checked against the task's columns and
+    /// classes when a task first names them.
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// Its delimiter.
+        format: CsvFormat,
+    },
+    /// Rows already in memory (`veil simulate`'s sites), as raw as a CSV's:
+    /// the task's standardisation applies to them too.
+    Given(Dataset),
 }
 
-impl CsvSite {
-    pub(crate) fn new(path: PathBuf, format: CsvFormat, seed: u64) -> Self {
+/// Why a site has no update this round.
+#[derive(Debug, thiserror::Error)]
+enum NoUpdate {
+    #[error("simulated dropout: this client sits the round out")]
+    SimulatedDropout,
+    #[error(transparent)]
+    Training(#[from] veil_learn::Error),
+}
+
+/// A site: it trains the task's model, as the task's training spec says,
+/// on its own rows, which never leave it except inside the clipped, noised,
+/// masked update. The one learning path of `veil client` and
+/// `veil simulate`.
+pub(crate) struct Site {
+    rows: Rows,
+    /// Seeds the local shuffles (mixed with the training round).
+    seed: u64,
+    /// The rows as checked against the schema of the tasks so far.
+    checked: Option<(Schema, Dataset)>,
+    /// The probability of sitting a round out, and its generator
+    /// (`veil simulate`'s dropout; none in service).
+    pub(crate) dropout: Option<(f64, ChaCha20Rng)>,
+    /// Example-level DP-SGD, with a generator seeded from the OS (noise
+    /// must be unpredictable).
+    pub(crate) dp_sgd: Option<(DpSgd, ChaCha20Rng)>,
+}
+
+impl Site {
+    pub(crate) fn new(rows: Rows, seed: u64) -> Self {
         Self {
-            path,
-            format,
+            rows,
             seed,
-            rows: None,
+            checked: None,
+            dropout: None,
+            dp_sgd: None,
         }
     }
 
-    /// Reads and checks the CSV against `schema` (once per schema).
-    pub(crate) fn rows(&mut self, schema: &Schema) -> Result<&Dataset, SiteDataError> {
-        if self.rows.as_ref().is_none_or(|(s, _)| s != schema) {
-            let (data, _) = Dataset::load_csv_for(&self.path, self.format, schema, true)
-                .map_err(|e| SiteDataError(e.to_string()))?;
-            self.rows = Some((schema.clone(), data));
+    /// The site's rows for `schema`, checked against it (once per schema).
+    fn rows(&mut self, schema: &Schema) -> Result<&Dataset, SiteDataError> {
+        if self.checked.as_ref().is_none_or(|(s, _)| s != schema) {
+            let data = match &self.rows {
+                Rows::Csv { path, format } => {
+                    Dataset::load_csv_for(path, *format, schema, true)
+                        .map_err(|e| SiteDataError(e.to_string()))?
+                        .0
+                }
+                Rows::Given(data) => {
+                    if data.feature_names != schema.features
+                        || data
+                            .labels
+                            .iter()
+                            .any(|l| *l as usize >= schema.classes.len())
+                    {
+                        return Err(SiteDataError(
+                            "the site's rows do not have the task's columns and classes".into(),
+                        ));
+                    }
+                    data.clone()
+                }
+            };
+            self.checked = Some((schema.clone(), data));
         }
-        self.rows
+        self.checked
             .as_ref()
             .map(|(_, d)| d)
             .ok_or_else(|| SiteDataError("no rows".into()))
     }
 }
 
-impl UpdateSource for CsvSite {
+impl UpdateSource for Site {
     fn update(&mut self, task: &Task) -> Result<Vec<f32>, SourceError> {
+        if let Some((p, rng)) = &mut self.dropout
+            && rng.random::<f64>() < *p
+        {
+            return Err(NoUpdate::SimulatedDropout.into());
+        }
         let spec = task
             .training
             .as_ref()
-            .ok_or_else(|| SiteDataError("the task names no model to train on this CSV".into()))?;
+            .ok_or_else(|| SiteDataError("the task names no model to train".into()))?;
         let model = model_spec(spec)?;
         if model.num_params() != task.model.len() {
             return Err(SiteDataError(format!(
@@ -196,6 +199,12 @@ impl UpdateSource for CsvSite {
         if let Some((mean, std)) = &spec.standardization {
             Standardizer::from_parts(mean.clone(), std.clone())?.apply(&mut data);
         }
-        Ok(train_local(&model, &task.model, &data, &local, seed)?)
+        let trained = match &mut self.dp_sgd {
+            Some((dp, noise_rng)) => {
+                train_local_dp_sgd(&model, &task.model, &data, &local, dp, noise_rng)
+            }
+            None => train_local(&model, &task.model, &data, &local, seed),
+        };
+        Ok(trained.map_err(NoUpdate::from)?)
     }
 }

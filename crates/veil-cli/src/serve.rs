@@ -23,7 +23,7 @@ use veil_secagg::messages::MessageType;
 
 use crate::config::{self, ClientFile, ServerFile, Source, check, resolve};
 use crate::failure::Failure;
-use crate::learning::{CsvSite, Learner, OnRelease, model_spec};
+use crate::learning::{Learner, OnRelease, Rows, Site, model_spec};
 
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
@@ -439,7 +439,7 @@ pub(crate) fn client(args: &ClientArgs) -> Result<String, Failure> {
             let seed = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
-            Box::new(CsvSite::new(path, format, seed))
+            Box::new(Site::new(Rows::Csv { path, format }, seed))
         }
     };
     let rt = runtime()?;

@@ -24,9 +24,10 @@ use veil_net::local::LocalDeployment;
 use veil_net::server::{
     PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, bind, run_in_memory, run_server,
 };
+use veil_secagg::messages::{LocalOptimizer, TrainingSpec};
 
 use crate::failure::Failure;
-use crate::learning::{Learner, TrainingSource};
+use crate::learning::{Learner, Rows, Site};
 
 mod plots;
 mod report;
@@ -153,7 +154,19 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         scale: SCALED_CLIP / s.clip_norm,
         privacy,
         keep_sums: false,
-        training: None,
+        training: Some(TrainingSpec {
+            architecture: s.spec.architecture.to_string(),
+            features: s.train.feature_names.clone(),
+            classes: (0..s.spec.classes).map(|c| c.to_string()).collect(),
+            optimizer: match s.local.optimizer {
+                veil_learn::train::LocalOptimizer::Adam => LocalOptimizer::Adam,
+                _ => LocalOptimizer::Sgd,
+            },
+            epochs: u32::try_from(s.local.epochs).map_err(|_| "local epochs out of range")?,
+            batch_size: u32::try_from(s.local.batch_size).map_err(|_| "batch size out of range")?,
+            learning_rate: s.local.learning_rate,
+            standardization: Some((s.scaler.mean().to_vec(), s.scaler.std().to_vec())),
+        }),
     };
     let deployment = LocalDeployment::generate(s.clients)?;
     let rows = Arc::new(Mutex::new(Vec::new()));
@@ -187,23 +200,28 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     );
     let mut sources = Vec::with_capacity(parts.len());
     for (i, rows) in parts.iter().enumerate() {
-        sources.push(TrainingSource {
-            spec: s.spec.clone(),
-            data: s.train.subset(rows),
-            local: s.local,
-            seed: s.seed.wrapping_add(i as u64 + 1),
-            dropout: s.dropout,
-            rng: ChaCha20Rng::seed_from_u64(s.seed.wrapping_mul(31).wrapping_add(i as u64)),
-            dp_sgd: dp_sgd_plans.get(i).map(|&(z, _, _)| {
-                (
-                    DpSgd {
-                        clip_norm: s.clip_norm,
-                        noise_multiplier: z,
-                    },
-                    ChaCha20Rng::from_rng(&mut rand::rng()),
-                )
-            }),
+        // Each site gets its raw rows and trains exactly as a deployed
+        // `veil client --data` does, from the task's training spec.
+        let mut site = Site::new(
+            Rows::Given(s.train.subset(rows)),
+            s.seed.wrapping_add(i as u64 + 1),
+        );
+        site.dropout = (s.dropout > 0.0).then(|| {
+            (
+                s.dropout,
+                ChaCha20Rng::seed_from_u64(s.seed.wrapping_mul(31).wrapping_add(i as u64)),
+            )
         });
+        site.dp_sgd = dp_sgd_plans.get(i).map(|&(z, _, _)| {
+            (
+                DpSgd {
+                    clip_norm: s.clip_norm,
+                    noise_multiplier: z,
+                },
+                ChaCha20Rng::from_rng(&mut rand::rng()),
+            )
+        });
+        sources.push(site);
     }
     let state_dir = options.state_dir.clone();
     let summary = match s.transport {
@@ -319,7 +337,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
 fn run_quic(
     deployment: &LocalDeployment,
     options: veil_net::server::ServerOptions,
-    sources: Vec<TrainingSource>,
+    sources: Vec<Site>,
     dimension: u32,
 ) -> Result<veil_net::server::ServerSummary, Failure> {
     let rt = tokio::runtime::Builder::new_multi_thread()

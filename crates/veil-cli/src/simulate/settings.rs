@@ -157,7 +157,10 @@ fn pick<T: Clone>(flag: Option<&T>, file: Option<&T>, default: T) -> T {
 /// Every setting of a run, resolved.
 pub(super) struct Settings {
     pub(super) data_name: String,
+    /// The training rows, raw: each site standardises its own share with
+    /// the task's standardisation.
     pub(super) train: Dataset,
+    /// The held-out rows, standardised (the server's evaluation).
     pub(super) test: Dataset,
     /// The standardisation of the rows (fitted on the union of the
     /// training rows), saved with the model.
@@ -256,9 +259,12 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         }
     });
     let (data_name, data, test_idx) = load_data(data_path.as_deref())?;
-    let (mut train, mut test) = data.split(&test_idx).map_err(|e| e.to_string())?;
+    let (train, mut test) = data.split(&test_idx).map_err(|e| e.to_string())?;
+    // Fitted on the union of the training rows (a deployment cannot: the
+    // secure statistics round is open). The sites receive it in the task
+    // and standardise their raw rows with it; the held-out rows are
+    // standardised here for the evaluation.
     let scaler = Standardizer::fit(&train);
-    scaler.apply(&mut train);
     scaler.apply(&mut test);
     let model = pick(args.model.as_ref(), file.model.as_ref(), "logistic".into());
     let spec = parse_model(&model, train.dim(), data.classes)?;
