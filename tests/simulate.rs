@@ -47,10 +47,11 @@ fn the_default_run_learns_and_writes_its_run_directory() {
     for r in &rows {
         assert_eq!(r[1], "20", "every client in every sum: {csv}");
     }
-    for png in ["accuracy_loss.png", "epsilon.png"] {
-        let bytes = std::fs::read(run.join(png)).unwrap();
-        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
-    }
+    let bytes = std::fs::read(run.join("accuracy_loss.png")).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // No privacy, no epsilon plot.
+    assert!(!run.join("epsilon.png").exists());
+    assert!(!out.contains("epsilon.png"), "{out}");
     let spec = veil_learn::model::ModelSpec {
         architecture: veil_learn::model::Architecture::Logistic,
         inputs: 30,
@@ -146,6 +147,12 @@ fn a_private_run_spends_no_more_than_its_target() {
     );
     assert!(ok, "{err}");
     assert!(out.contains("distributed discrete Gaussian"), "{out}");
+    let png = std::fs::read(dir.path().join("run/epsilon.png")).unwrap();
+    assert_eq!(
+        &png[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "the epsilon plot of a private run"
+    );
     let summary =
         veil_dp::ledger::replay(&std::fs::read(dir.path().join("run/state/ledger.jsonl")).unwrap())
             .unwrap();

@@ -259,7 +259,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         .map_err(|e| Failure::Run(e.to_string()))?;
     veil_net::files::write_atomic(&s.out.join("model.safetensors"), &checkpoint, false)?;
     write_metrics(&s.out, &rows).map_err(Failure::Io)?;
-    plots::draw(
+    let plots = plots::draw(
         &s.out,
         &rows.iter().map(plots::Point::from_row).collect::<Vec<_>>(),
     )?;
@@ -327,8 +327,9 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         median(rows.iter().map(|r| r.ms).collect()),
     );
     text += &format!(
-        "run directory: {} (metrics.csv, metrics.json, model.safetensors, accuracy_loss.png, epsilon.png, state/)",
-        s.out.display()
+        "run directory: {} (metrics.csv, metrics.json, model.safetensors, {}, state/)",
+        s.out.display(),
+        plots.join(", ")
     );
     Ok(text)
 }

@@ -1,5 +1,6 @@
-//! The run's plots (plotters, PNG): accuracy and loss by round, epsilon by
-//! round. Text uses the DejaVu Sans font shipped in `assets/`.
+//! The run's plots (plotters, PNG): accuracy and loss by round, and epsilon
+//! by round when the run accounts one. Rounds are whole numbers on the
+//! axis. Text uses the DejaVu Sans font shipped in `assets/`.
 
 use std::path::Path;
 
@@ -62,9 +63,18 @@ fn series(
         .y_label_area_size(55)
         .build_cartesian_2d(0.0..rounds.max(1.0), lo..hi)
         .map_err(e)?;
+    // Rounds are whole: label only whole values.
+    let whole = |x: &f64| {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{x:.0}")
+        } else {
+            String::new()
+        }
+    };
     chart
         .configure_mesh()
         .x_desc("round")
+        .x_label_formatter(&whole)
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(e)?;
@@ -77,7 +87,9 @@ fn series(
     Ok(())
 }
 
-pub(super) fn draw(out: &Path, points: &[Point]) -> Result<(), String> {
+/// Draws `accuracy_loss.png`, and `epsilon.png` when any round accounted an
+/// epsilon; returns the files written.
+pub(super) fn draw(out: &Path, points: &[Point]) -> Result<Vec<&'static str>, String> {
     // A second registration of the same font is harmless.
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     let rounds = points.last().map_or(1.0, |p| p.round);
@@ -92,13 +104,17 @@ pub(super) fn draw(out: &Path, points: &[Point]) -> Result<(), String> {
         series(&bottom, "test loss", &loss, RED, rounds)?;
         root.present().map_err(e)?;
     }
+    if points.iter().all(|p| p.epsilon.is_none()) {
+        return Ok(vec!["accuracy_loss.png"]);
+    }
     let path = out.join("epsilon.png");
     let root = BitMapBackend::new(&path, (900, 350)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
     let eps: Vec<(f64, f64)> = points
         .iter()
-        .map(|p| (p.round, p.epsilon.unwrap_or(0.0)))
+        .filter_map(|p| p.epsilon.map(|v| (p.round, v)))
         .collect();
-    series(&root, "epsilon spent (0: privacy off)", &eps, BLACK, rounds)?;
-    root.present().map_err(e)
+    series(&root, "epsilon spent", &eps, BLACK, rounds)?;
+    root.present().map_err(e)?;
+    Ok(vec!["accuracy_loss.png", "epsilon.png"])
 }
