@@ -176,6 +176,17 @@ fn released<'a>(log: &'a [Action], what: &str) -> &'a Release {
         .unwrap_or_else(|| panic!("{what}: {log:?}"))
 }
 
+/// Four clients connected to a round that needs three of them.
+fn four_connected_three_needed() -> (Clients, Coordinator, Instant) {
+    let clients = Clients::new(4);
+    let mut p = plan(3);
+    p.max_clients = 4;
+    let mut c = clients.coordinator(p, None);
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    (clients, c, now)
+}
+
 fn connect_all(c: &mut Coordinator, n: u32, now: Instant) {
     for id in 0..n {
         c.connected(id, now).unwrap();
@@ -270,12 +281,7 @@ fn stale_and_foreign_messages_cost_only_their_sender() {
 
 #[test]
 fn a_participant_that_reconnects_mid_round_is_dropped_from_it() {
-    let mut clients = Clients::new(4);
-    let mut p = plan(3);
-    p.max_clients = 4;
-    let mut c = clients.coordinator(p, None);
-    let now = Instant::now();
-    connect_all(&mut c, 4, now);
+    let (mut clients, mut c, now) = four_connected_three_needed();
     // Every client has its task and config; client 2 reconnects before it
     // says anything: it lost its round state.
     while let Some(action) = c.poll_action() {
@@ -292,12 +298,7 @@ fn a_participant_that_reconnects_mid_round_is_dropped_from_it() {
 
 #[test]
 fn a_silent_participant_is_dropped_at_the_deadline_and_the_round_goes_on() {
-    let mut clients = Clients::new(4);
-    let mut p = plan(3);
-    p.max_clients = 4;
-    let mut c = clients.coordinator(p, None);
-    let now = Instant::now();
-    connect_all(&mut c, 4, now);
+    let (mut clients, mut c, now) = four_connected_three_needed();
     run_until_quiet(&mut c, &mut clients, now, &[1]);
     let deadline = c.poll_timeout().expect("a phase deadline");
     c.handle_timeout(deadline).unwrap();

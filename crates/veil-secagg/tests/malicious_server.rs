@@ -193,6 +193,20 @@ fn attack_2_a_split_without_colluders_never_goes_unnoticed() {
     assert_eq!(s.revealed.len(), big.len());
 }
 
+/// Every client in `ids` refused the round for `violation`.
+fn refused_for(s: &Server, ids: &[u32], violation: Violation) {
+    for u in ids {
+        assert!(
+            matches!(
+                s.refused.get(u),
+                Some(Error::Forbidden { violation: v, .. }) if *v == violation
+            ),
+            "client {u}: {:?}",
+            s.refused.get(u)
+        );
+    }
+}
+
 #[test]
 fn attack_3_signatures_do_not_replay_into_a_reused_round_id() {
     // Run 1 of round 77: everyone signs the full survivor set.
@@ -219,38 +233,14 @@ fn attack_3_signatures_do_not_replay_into_a_reused_round_id() {
     s.show_survivor_sets(|u| (u != 3 && u != 4).then(|| all.clone()));
     s.forward_signatures_with(&BTreeMap::from([(3, signature_of_3)]));
     assert!(s.revealed.is_empty());
-    for u in 0..3 {
-        assert!(
-            matches!(
-                s.refused.get(&u),
-                Some(Error::Forbidden {
-                    violation: Violation::BadConsistencySignature(3),
-                    ..
-                })
-            ),
-            "client {u}: {:?}",
-            s.refused.get(&u)
-        );
-    }
+    refused_for(&s, &[0, 1, 2], Violation::BadConsistencySignature(3));
 
     // Client 3's run-1 advertisement is refused in run 2 as well.
     let second = config_with_seed(5, 4, 3, 1, [2; 32]).unwrap();
     let mut s = Server::new(second, &[], &SiteFloor::default(), 6).unwrap();
     s.forged_adverts.insert(3, advert_of_3);
     s.run_to_masked_inputs();
-    for u in [0, 1, 2, 4] {
-        assert!(
-            matches!(
-                s.refused.get(&u),
-                Some(Error::Forbidden {
-                    violation: Violation::BadKeySignature(3),
-                    ..
-                })
-            ),
-            "client {u}: {:?}",
-            s.refused.get(&u)
-        );
-    }
+    refused_for(&s, &[0, 1, 2, 4], Violation::BadKeySignature(3));
 }
 
 #[test]
@@ -272,19 +262,7 @@ fn attack_3b_two_tasks_are_two_rounds() {
     s.forged_adverts.insert(3, advert_of_3);
     s.run_to_masked_inputs();
     assert!(s.revealed.is_empty());
-    for u in [0, 1, 2, 4] {
-        assert!(
-            matches!(
-                s.refused.get(&u),
-                Some(Error::Forbidden {
-                    violation: Violation::BadKeySignature(3),
-                    ..
-                })
-            ),
-            "client {u}: {:?}",
-            s.refused.get(&u)
-        );
-    }
+    refused_for(&s, &[0, 1, 2, 4], Violation::BadKeySignature(3));
 }
 
 #[test]
