@@ -317,10 +317,11 @@ max_attempts = 100
     }
 }
 
+/// The released training rounds.
 fn released(rounds: &[Value]) -> Vec<&Value> {
     rounds
         .iter()
-        .filter(|r| r["outcome"] == "released")
+        .filter(|r| r["outcome"] == "released" && r["kind"] == "train")
         .collect()
 }
 
@@ -970,7 +971,7 @@ fn breast_cancer() -> (String, Vec<String>, Vec<String>) {
 }
 
 #[test]
-fn three_sites_train_a_model_on_their_own_csv_and_a_wrong_schema_is_refused() {
+fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_schema_is_refused() {
     let dep = Deployment::new(4);
     dep.write_server_config(&ServerSettings {
         rounds: 8,
@@ -994,7 +995,7 @@ fn three_sites_train_a_model_on_their_own_csv_and_a_wrong_schema_is_refused() {
     let list = |v: &[String]| format!("[{}]", v.join(", "));
     let quoted: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
     let task = format!(
-        "[task]\nmodel = \"logistic\"\nfeatures = {}\nclasses = [\"0\", \"1\"]\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.1\nmean = {}\nstd = {}\n",
+        "[task]\nmodel = \"logistic\"\nfeatures = {}\nclasses = [\"0\", \"1\"]\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.1\nholdout = 0.25\nmean = {}\nstd = {}\n\n[evaluation]\nevery = 4\nrow_cap = 200\n",
         list(&quoted),
         list(&mean.iter().map(|v| format!("{v}")).collect::<Vec<_>>()),
         list(&std.iter().map(|v| format!("{v}")).collect::<Vec<_>>()),
@@ -1088,4 +1089,60 @@ fn three_sites_train_a_model_on_their_own_csv_and_a_wrong_schema_is_refused() {
     eprintln!("three sites, 8 rounds, no DP: test accuracy {accuracy:.4}");
     assert!(accuracy >= 0.93, "{v}");
     assert_eq!(v["rows"].as_u64(), Some(test.len() as u64));
+    // Secure evaluation after rounds 4 and 8, on the rows each site held
+    // out (every fourth: holdout 0.25). The last one's sums are what the
+    // sites' held-out rows give under the final model, which the server
+    // never saw a row of: score those rows in one place and compare.
+    let evaluations: Vec<&Value> = rounds
+        .iter()
+        .filter(|r| r["kind"] == "evaluate" && r["outcome"] == "released")
+        .collect();
+    let evaluated: Vec<u64> = evaluations
+        .iter()
+        .map(|r| r["training_round"].as_u64().unwrap())
+        .collect();
+    assert_eq!(evaluated, [4, 8], "{rounds:?}");
+    let mut held_out = Vec::new();
+    for i in 0..3 {
+        let site: Vec<&String> = train.iter().skip(i).step_by(3).collect();
+        held_out.extend(site.into_iter().skip(3).step_by(4).cloned());
+    }
+    std::fs::write(
+        dep.path().join("held_out.csv"),
+        format!("{header}\n{}\n", held_out.join("\n")),
+    )
+    .unwrap();
+    let out = Command::new(VEIL)
+        .args([
+            "predict",
+            "--model",
+            "state/checkpoint.safetensors",
+            "--data",
+            "held_out.csv",
+            "--json",
+        ])
+        .current_dir(dep.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let central: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secure = &evaluations[1]["evaluation"];
+    eprintln!("secure evaluation {secure}; the same rows scored in one place {central}");
+    let examples = secure["examples"].as_f64().unwrap();
+    assert!((examples - held_out.len() as f64).abs() < 1e-3, "{secure}");
+    let (a, b) = (
+        secure["accuracy"].as_f64().unwrap(),
+        central["accuracy"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-6, "accuracy {a} vs {b}");
+    // AUC from 20-bin histograms, against the exact one.
+    let (a, b) = (
+        secure["auc"].as_f64().unwrap(),
+        central["auc"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 0.02, "AUC {a} vs {b}");
+    assert!(secure["loss"].as_f64().unwrap() > 0.0);
+    // The server logged each released evaluation once.
+    let log = dep.log("server.log");
+    assert_eq!(log.matches("evaluation released").count(), 2, "{log}");
 }

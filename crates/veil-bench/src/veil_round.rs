@@ -278,6 +278,7 @@ pub(crate) fn over_quic(
         privacy: None,
         keep_sums: true,
         training: None,
+        evaluation: None,
     };
     let bits = plan.ring_bits()?;
     let dir = tempfile::tempdir()?;

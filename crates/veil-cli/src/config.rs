@@ -56,6 +56,8 @@ pub(crate) struct ServerFile {
     /// What the sites train; without it, clients send their source's own
     /// updates of `rounds.dimension` values.
     pub(crate) task: Option<TaskFile>,
+    /// Secure evaluation rounds (needs `task.holdout > 0`).
+    pub(crate) evaluation: Option<EvaluationFile>,
 }
 
 /// The `[task]` table of the server's config: the model every site trains,
@@ -86,6 +88,30 @@ pub(crate) struct TaskFile {
     /// its rows with (both or neither).
     pub(crate) mean: Option<Vec<f32>>,
     pub(crate) std: Option<Vec<f32>>,
+    /// The fraction of each site's rows held out of training for the
+    /// evaluation rounds (0 to 0.5; default 0).
+    #[serde(default)]
+    pub(crate) holdout: f64,
+}
+
+/// The `[evaluation]` table of the server's config: secure evaluation of
+/// the global model on the sites' held-out rows (SPEC.md §10.14).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EvaluationFile {
+    /// Evaluate after every `every`-th training round, and after the last.
+    #[serde(default = "one_u64")]
+    pub(crate) every: u64,
+    /// The held-out rows a site counts at full weight.
+    #[serde(default = "default_row_cap")]
+    pub(crate) row_cap: u32,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+fn default_row_cap() -> u32 {
+    1000
 }
 
 fn default_local_optimizer() -> String {

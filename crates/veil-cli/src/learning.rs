@@ -10,14 +10,17 @@ use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
 use veil_learn::dataset::{CsvFormat, Dataset, Schema, Standardizer};
 use veil_learn::dp_sgd::{DpSgd, train_local_dp_sgd};
+use veil_learn::eval::predict;
 use veil_learn::model::ModelSpec;
 use veil_learn::server_opt::{ServerOptimizer, ServerOptimizerKind};
 use veil_learn::train::{LocalTraining, train_local};
 use veil_net::client::{SiteDataError, SourceError, UpdateSource};
 use veil_round::{ModelError, RoundReport, ServerModel};
-use veil_secagg::messages::{Task, TrainingSpec};
+use veil_secagg::messages::{EvaluationCounts, Purpose, Task, TrainingSpec, held_out};
 
-/// What the server does after each release (evaluation, reporting).
+/// What the server does after each release (reporting, checkpoints): a
+/// training round's with its new model, an evaluation round's
+/// (`report.evaluation` set) with the model it evaluated.
 pub(crate) type OnRelease = Box<dyn FnMut(&RoundReport, &[f32]) + Send>;
 
 /// The server model: a veil-learn server optimiser, and an optional
@@ -50,6 +53,10 @@ impl ServerModel for Learner {
         if let Some(f) = self.on_release.as_mut() {
             f(report, model);
         }
+    }
+
+    fn evaluated(&mut self, report: &RoundReport, model: &[f32]) {
+        self.released(report, model);
     }
 }
 
@@ -100,6 +107,15 @@ pub(crate) enum Rows {
     Given(Dataset),
 }
 
+/// A site's rows, checked against a task's schema and split at its
+/// holdout.
+struct Checked {
+    schema: Schema,
+    holdout: f64,
+    train: Dataset,
+    held_out: Dataset,
+}
+
 /// Why a site has no update this round.
 #[derive(Debug, thiserror::Error)]
 enum NoUpdate {
@@ -117,8 +133,10 @@ pub(crate) struct Site {
     rows: Rows,
     /// Seeds the local shuffles (mixed with the training round).
     seed: u64,
-    /// The rows as checked against the schema of the tasks so far.
-    checked: Option<(Schema, Dataset)>,
+    /// The rows as checked against the schema of the tasks so far, split
+    /// at the task's holdout: the schema, the holdout, the training rows,
+    /// the held-out rows.
+    checked: Option<Checked>,
     /// The probability of sitting a round out, and its generator
     /// (`veil simulate`'s dropout; none in service).
     pub(crate) dropout: Option<(f64, ChaCha20Rng)>,
@@ -138,9 +156,15 @@ impl Site {
         }
     }
 
-    /// The site's rows for `schema`, checked against it (once per schema).
-    fn rows(&mut self, schema: &Schema) -> Result<&Dataset, SiteDataError> {
-        if self.checked.as_ref().is_none_or(|(s, _)| s != schema) {
+    /// The site's rows for `schema`, checked against it, split into the
+    /// training rows and the rows held out at `holdout` (once per schema
+    /// and holdout).
+    fn rows(&mut self, schema: &Schema, holdout: f64) -> Result<&Checked, SiteDataError> {
+        if self
+            .checked
+            .as_ref()
+            .is_none_or(|c| &c.schema != schema || c.holdout.to_bits() != holdout.to_bits())
+        {
             let data = match &self.rows {
                 Rows::Csv { path, format } => {
                     Dataset::load_csv_for(path, *format, schema, true)
@@ -161,12 +185,49 @@ impl Site {
                     data.clone()
                 }
             };
-            self.checked = Some((schema.clone(), data));
+            let (out, kept): (Vec<usize>, Vec<usize>) =
+                (0..data.rows()).partition(|i| held_out(*i, holdout));
+            self.checked = Some(Checked {
+                schema: schema.clone(),
+                holdout,
+                train: data.subset(&kept),
+                held_out: data.subset(&out),
+            });
         }
         self.checked
             .as_ref()
-            .map(|(_, d)| d)
             .ok_or_else(|| SiteDataError("no rows".into()))
+    }
+
+    /// The site's evaluation counts of the task's model on its held-out
+    /// rows (SPEC.md §10.14).
+    fn evaluation(
+        &mut self,
+        task: &Task,
+        spec: &TrainingSpec,
+        model: &ModelSpec,
+    ) -> Result<EvaluationCounts, SourceError> {
+        let mut rows = self.rows(&schema(spec), spec.holdout)?.held_out.clone();
+        if let Some((mean, std)) = &spec.standardization {
+            Standardizer::from_parts(mean.clone(), std.clone())?.apply(&mut rows);
+        }
+        let mut counts = EvaluationCounts::new(spec.classes.len());
+        if rows.rows() == 0 {
+            return Ok(counts);
+        }
+        let predicted = predict(model, &task.model, &rows).map_err(NoUpdate::from)?;
+        for ((label, class), p) in rows
+            .labels
+            .iter()
+            .zip(&predicted.classes)
+            .zip(&predicted.probabilities)
+        {
+            let p_label = p.get(*label as usize).copied().unwrap_or(0.0);
+            let loss = -f64::from(p_label.max(f32::MIN_POSITIVE)).ln();
+            let positive = p.get(1).copied().map_or(0.0, f64::from);
+            counts.add(*label, label == class, loss, positive);
+        }
+        Ok(counts)
     }
 }
 
@@ -193,9 +254,12 @@ impl UpdateSource for Site {
             ))
             .into());
         }
+        if let Purpose::Evaluate { row_cap } = task.purpose {
+            return Ok(self.evaluation(task, spec, &model)?.to_input(row_cap));
+        }
         let local = local_training(spec);
         let seed = self.seed ^ task.training_round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut data = self.rows(&schema(spec))?.clone();
+        let mut data = self.rows(&schema(spec), spec.holdout)?.train.clone();
         if let Some((mean, std)) = &spec.standardization {
             Standardizer::from_parts(mean.clone(), std.clone())?.apply(&mut data);
         }

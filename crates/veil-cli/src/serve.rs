@@ -15,7 +15,7 @@ use veil_net::deployment::{RosterFile, load_identity};
 use veil_net::pki::{load_certs, load_key};
 use veil_net::server::RoundReport;
 use veil_net::server::{
-    PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
+    EvaluationPlan, PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
 };
 use veil_net::synthetic::SyntheticSource;
 use veil_secagg::messages::LocalOptimizer;
@@ -162,6 +162,10 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         }),
         keep_sums: r.keep_sums,
         training: task.as_ref().map(|t| t.training.clone()),
+        evaluation: file.evaluation.as_ref().map(|e| EvaluationPlan {
+            every: e.every,
+            row_cap: e.row_cap,
+        }),
     };
     // The plan's one check; its fields are the config file's keys.
     if let Err(err) = plan.check() {
@@ -214,7 +218,9 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
 fn config_key(field: &str) -> String {
     match field {
         "phase_timeout" => "rounds.phase_timeout_ms".to_owned(),
-        f if f.contains('.') || f == "privacy" || f == "secagg" => f.to_owned(),
+        f if f.contains('.') || ["privacy", "secagg", "task", "evaluation"].contains(&f) => {
+            f.to_owned()
+        }
         f => format!("rounds.{f}"),
     }
 }
@@ -271,6 +277,7 @@ fn task_from_file(t: &config::TaskFile) -> Result<ServerTask, String> {
         epochs: t.epochs,
         batch_size: t.batch_size,
         learning_rate: t.learning_rate,
+        holdout: t.holdout,
         standardization,
     };
     training.validate().map_err(|e| format!("task.{e}"))?;
@@ -327,6 +334,10 @@ fn task_from_file(t: &config::TaskFile) -> Result<ServerTask, String> {
 /// deployment's deliverable, `veil predict --model`), atomically.
 fn checkpoint_writer(path: PathBuf, mut card: ModelCard, delta: Option<f64>) -> OnRelease {
     Box::new(move |report: &RoundReport, model: &[f32]| {
+        if report.evaluation.is_some() {
+            // An evaluation round: the model did not change.
+            return;
+        }
         card.training_round = report.training_round;
         card.privacy = report.epsilon.zip(delta);
         let written = veil_learn::checkpoint::encode_card(&card, model)

@@ -21,6 +21,7 @@ use veil_learn::model::Architecture;
 use veil_learn::partition::partition;
 use veil_net::client::run_client;
 use veil_net::local::LocalDeployment;
+use veil_net::server::EvaluationPlan;
 use veil_net::server::{
     PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, bind, run_in_memory, run_server,
 };
@@ -41,6 +42,32 @@ use settings::{DpMode, Transport, settings};
 /// 2^-16·C per coordinate, and adds a negligible `d/4` to the squared
 /// sensitivity the privacy accounting charges.
 const SCALED_CLIP: f64 = 65_536.0;
+
+/// The held-out rows a simulated site counts at full weight in a secure
+/// evaluation: the most any site holds out (an operator's estimate in a
+/// deployment). With DP each count's noise scales with it.
+fn evaluation_row_cap(parts: &[Vec<usize>], holdout: f64) -> u32 {
+    let most = parts
+        .iter()
+        .map(|rows| {
+            (0..rows.len())
+                .filter(|i| veil_secagg::messages::held_out(*i, holdout))
+                .count()
+        })
+        .max()
+        .unwrap_or(1);
+    u32::try_from(most.max(1)).unwrap_or(u32::MAX)
+}
+
+/// The secure evaluations of a run of `rounds` training rounds that
+/// evaluates after every `every`-th and after the last.
+fn evaluations(rounds: u64, every: u64) -> u64 {
+    if every == 0 {
+        return 0;
+    }
+    let regular = rounds / every;
+    regular.saturating_add(u64::from(!rounds.is_multiple_of(every)))
+}
 
 /// Runs `veil simulate` and returns its summary.
 pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
@@ -99,7 +126,10 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
                 None => veil_dp::distributed::noise_multiplier(
                     s.epsilon.unwrap_or(8.0),
                     s.delta,
-                    s.rounds,
+                    // Each secure evaluation is a release too (of fewer
+                    // values, so it spends no more than a training round).
+                    s.rounds
+                        .saturating_add(evaluations(s.rounds, s.evaluate_every)),
                     &veil_dp::distributed::Deployment {
                         clients: s.min_survivors as u64,
                         dimension: u64::from(dimension),
@@ -154,6 +184,10 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         scale: SCALED_CLIP / s.clip_norm,
         privacy,
         keep_sums: false,
+        evaluation: (s.evaluate_every > 0).then_some(EvaluationPlan {
+            every: s.evaluate_every,
+            row_cap: evaluation_row_cap(&parts, s.holdout),
+        }),
         training: Some(TrainingSpec {
             architecture: s.spec.architecture.to_string(),
             features: s.train.feature_names.clone(),
@@ -165,6 +199,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             epochs: u32::try_from(s.local.epochs).map_err(|_| "local epochs out of range")?,
             batch_size: u32::try_from(s.local.batch_size).map_err(|_| "batch size out of range")?,
             learning_rate: s.local.learning_rate,
+            holdout: s.holdout,
             standardization: Some((s.scaler.mean().to_vec(), s.scaler.std().to_vec())),
         }),
     };
@@ -289,6 +324,17 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         last.test_loss,
         s.test.rows()
     );
+    if let Some(row) = rows.iter().rev().find(|r| r.secure_accuracy.is_some()) {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
+        text += &format!(
+            "secure evaluation of round {} on the sites' held-out rows ({} of each site's rows; only the sums left the sites): accuracy {}, ROC-AUC {}, loss {}\n",
+            row.round,
+            s.holdout,
+            opt(row.secure_accuracy),
+            opt(row.secure_auc),
+            opt(row.secure_loss)
+        );
+    }
     text += &match (s.dp, last.epsilon, privacy) {
         (DpMode::Distributed, Some(eps), Some(p)) => format!(
             "privacy: distributed discrete Gaussian, noise multiplier {:.4}, epsilon {eps:.3} at delta {} (ledger: {})\n",

@@ -55,6 +55,7 @@ fn main() {
         privacy: None,
         keep_sums: false,
         training: None,
+        evaluation: None,
     };
     let bits = plan.ring_bits().unwrap();
 

@@ -262,11 +262,12 @@ impl ReceivedTask {
     }
 
     /// Whether `config` is the round this task announced: the same round
-    /// id, the model's dimension, and this task's digest, which binds the
-    /// task into the round's session id and so into every signature.
+    /// id, the task's input length (the model's, or an evaluation's), and
+    /// this task's digest, which binds the task into the round's session
+    /// id and so into every signature.
     pub(crate) fn matches(&self, config: &RoundConfig) -> bool {
         config.round == self.round
-            && config.d() == self.task.model.len()
+            && config.d() == self.task.input_len()
             && config.task_digest == self.digest
     }
 }
@@ -278,8 +279,9 @@ pub(crate) fn between_rounds_cap(max_dimension: u32) -> usize {
     MAX_ROUND_CONFIG_LEN.max(max_task_len(max_d))
 }
 
-/// A client's input for a round: its source's update for `task`, clipped,
-/// quantised into `Z_2^bits` and noised as the task says (veil-dp).
+/// A client's input for a round: its source's update (or evaluation) for
+/// `task`, clipped, quantised into `Z_2^bits` and noised as the task says
+/// (veil-dp).
 ///
 /// # Errors
 /// [`Error::Source`] if the source fails or returns the wrong length;
@@ -291,12 +293,12 @@ pub(crate) fn client_input<R: rand_core::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<veil_dp::contribution::Contribution> {
     let mut update = source.update(task).map_err(Error::Source)?;
-    if update.len() != task.model.len() {
+    if update.len() != task.input_len() {
         return Err(Error::Source(
             format!(
-                "update has {} values, the model {}",
+                "the input has {} values, the round {}",
                 update.len(),
-                task.model.len()
+                task.input_len()
             )
             .into(),
         ));
@@ -777,6 +779,7 @@ mod tests {
     fn task(noise_variance: f64) -> Task {
         Task {
             training_round: 1,
+            purpose: veil_secagg::messages::Purpose::Train,
             clip_norm: 1.0,
             scale: 1024.0,
             noise_variance,

@@ -22,7 +22,8 @@ use tracing::info;
 use veil_dp::ledger::Ledger;
 use veil_round::{Coordinator, Resume};
 pub use veil_round::{
-    KeepModel, PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, ServerModel, StopReason,
+    EvaluationPlan, EvaluationRecord, KeepModel, PrivacyPlan, RoundPlan, RoundReport, SecAggPlan,
+    ServerModel, StopReason,
 };
 
 mod admission;

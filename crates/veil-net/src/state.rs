@@ -206,7 +206,9 @@ impl StateDir {
         if let Some(line) = &release.ledger_line {
             self.append_ledger(line)?;
         }
-        self.save_model(&release.model)?;
+        if let Some(model) = &release.model {
+            self.save_model(model)?;
+        }
         if let Some(sum) = &release.sum {
             self.save_sum(release.record.training_round, sum)?;
         }

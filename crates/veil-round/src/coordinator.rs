@@ -20,12 +20,12 @@ use tracing::{debug, info, warn};
 use veil_crypto::ParticipantId;
 use veil_crypto::prg::RingBits;
 use veil_dp::ledger::Ledger;
-use veil_secagg::messages::{Task, max_client_message_len, peek_header};
+use veil_secagg::messages::{EvaluationCounts, Purpose, Task, max_client_message_len, peek_header};
 use veil_secagg::{Phase, Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
 use crate::error::{Error, ModelError, Result};
 use crate::plan::RoundPlan;
-use crate::record::{Counters, Outcome, RoundRecord, RoundReport};
+use crate::record::{Counters, EvaluationRecord, Outcome, RoundKind, RoundRecord, RoundReport};
 
 /// How the server turns a released mean update into the next global model,
 /// and what it does after each release (evaluation, reporting). The server
@@ -42,8 +42,14 @@ pub trait ServerModel: Send {
         mean_update: &[f32],
     ) -> core::result::Result<(), ModelError>;
 
-    /// Called after a round is released and persisted.
+    /// Called after a training round is released and persisted.
     fn released(&mut self, report: &RoundReport, model: &[f32]) {
+        let _ = (report, model);
+    }
+
+    /// Called after an evaluation round is released and persisted, with
+    /// the model it evaluated (`report.evaluation` holds what it found).
+    fn evaluated(&mut self, report: &RoundReport, model: &[f32]) {
         let _ = (report, model);
     }
 }
@@ -78,14 +84,16 @@ pub enum StopReason {
 
 /// A released round, to persist in this order: the ledger line (appended
 /// and synced), the model and the sum (each replaced atomically), the
-/// counters, the record. Then call [`Coordinator::released`].
+/// counters, the record. Then call [`Coordinator::released`]. An
+/// evaluation round releases no model and no sum (its record holds the
+/// counts).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Release {
     /// The ledger line (with privacy on).
     pub ledger_line: Option<Vec<u8>>,
-    /// The new global model.
-    pub model: Vec<f32>,
+    /// The new global model (`None` for an evaluation round).
+    pub model: Option<Vec<f32>>,
     /// The released sum, when the plan keeps sums.
     pub sum: Option<Vec<u64>>,
     /// The counters, with the round released.
@@ -151,6 +159,7 @@ pub struct Resume {
 /// A round in flight, with its bookkeeping.
 struct Flight {
     session: ServerSession,
+    purpose: Purpose,
     training_round: u64,
     started: Instant,
     phase_started: Instant,
@@ -189,6 +198,9 @@ pub struct Coordinator {
     actions: VecDeque<Action>,
     failed_rounds: u64,
     missed_draws: u64,
+    /// The training round whose model was last evaluated (or skipped after
+    /// a failed evaluation round).
+    evaluated_through: u64,
     /// Whether the stop rules were checked since the last round ended
     /// (they change only when a round ends).
     stop_checked: bool,
@@ -255,6 +267,7 @@ impl Coordinator {
             ));
         }
         Ok(Self {
+            evaluated_through: resume.counters.released_rounds,
             plan,
             roster,
             roster_size,
@@ -427,8 +440,28 @@ impl Coordinator {
     /// After a [`Action::Release`] was persisted: tells the server model,
     /// with the record as persisted (a transport's wire counters in it).
     pub fn released(&mut self, record: &RoundRecord) {
-        self.server_model
-            .released(&RoundReport::from(record), &self.model);
+        let report = RoundReport::from(record);
+        match record.kind {
+            RoundKind::Evaluate => self.server_model.evaluated(&report, &self.model),
+            _ => self.server_model.released(&report, &self.model),
+        }
+    }
+
+    /// What the next round sums: an evaluation of the latest model when
+    /// one is due (after every `every`-th training round, and after the
+    /// last), else a training round.
+    fn next_purpose(&self) -> Purpose {
+        let released = self.counters.released_rounds;
+        match (self.plan.evaluation, self.plan.evaluation_purpose()) {
+            (Some(e), Some(purpose))
+                if released > self.evaluated_through
+                    && (released.is_multiple_of(e.every)
+                        || (self.plan.rounds > 0 && released >= self.plan.rounds)) =>
+            {
+                purpose
+            }
+            _ => Purpose::Train,
+        }
     }
 
     fn drop_from_round(&mut self, id: ParticipantId, now: Instant) {
@@ -497,14 +530,19 @@ impl Coordinator {
     /// Whether the run is over: its rounds are released, or the next round
     /// would take `ε` past the budget.
     fn stop_reason(&self) -> Result<Option<StopReason>> {
-        if self.plan.rounds > 0 && self.counters.released_rounds >= self.plan.rounds {
+        let purpose = self.next_purpose();
+        if self.plan.rounds > 0
+            && self.counters.released_rounds >= self.plan.rounds
+            && purpose == Purpose::Train
+        {
             return Ok(Some(StopReason::RoundsDone));
         }
         if let (Some(ledger), Some(p)) = (&self.ledger, self.plan.privacy) {
             // The fewest shares a released sum may hold.
             if let Some(spend) = self
                 .plan
-                .spend(self.counters.next_round_id, self.plan.min_clients)
+                .release_plan_for(purpose)
+                .spend(self.counters.next_round_id, self.plan.min_clients as u64)
             {
                 let next = ledger.epsilon_after(&spend)?;
                 if next > p.budget {
@@ -548,18 +586,23 @@ impl Coordinator {
         Some(cohort)
     }
 
-    fn round_config(&mut self, cohort: Vec<ParticipantId>, round: u64) -> Result<RoundConfig> {
+    fn round_config(
+        &mut self,
+        cohort: Vec<ParticipantId>,
+        round: u64,
+        purpose: Purpose,
+    ) -> Result<RoundConfig> {
         let n = cohort.len();
         let rec = self.plan.secagg.parameters(n)?;
         let timeout_ms = u32::try_from(self.plan.phase_timeout.as_millis()).unwrap_or(u32::MAX);
-        let ring = RingBits::new(self.plan.ring_bits()?)
+        let ring = RingBits::new(self.plan.ring_bits_for(purpose)?)
             .map_err(|e| Error::plan("scale", e.to_string()))?;
         let mut seed = [0_u8; 32];
         self.rng.fill(&mut seed);
         Ok(RoundConfig::new(
             round,
             cohort,
-            self.plan.dimension,
+            self.plan.dimension_for(purpose),
             ring,
             rec.threshold,
             rec.degree,
@@ -578,10 +621,14 @@ impl Coordinator {
         now: Instant,
     ) -> Result<Option<Box<Flight>>> {
         let round = self.counters.next_round_id;
-        let training_round = self.counters.released_rounds.saturating_add(1);
+        let purpose = self.next_purpose();
+        let training_round = match purpose {
+            Purpose::Train => self.counters.released_rounds.saturating_add(1),
+            _ => self.counters.released_rounds,
+        };
         self.counters.next_round_id = round.saturating_add(1);
         self.actions.push_back(Action::SaveCounters(self.counters));
-        let config = match self.round_config(cohort, round) {
+        let config = match self.round_config(cohort, round, purpose) {
             Ok(c) => c,
             Err(e) => {
                 // Parameters depend on the cohort size; another draw may fit.
@@ -593,17 +640,20 @@ impl Coordinator {
                 return Ok(None);
             }
         };
+        let release = self.plan.release_plan_for(purpose);
         let task = Task {
             training_round,
-            clip_norm: self.plan.clip_norm,
-            scale: self.plan.scale,
-            noise_variance: self.plan.noise_variance(),
+            purpose,
+            clip_norm: release.clip_norm,
+            scale: release.scale,
+            noise_variance: release.client_variance(),
             training: self.plan.training.clone(),
             model: self.model.clone(),
         };
         info!(
             round,
             training_round,
+            evaluation = matches!(purpose, Purpose::Evaluate { .. }),
             n = config.n(),
             k = config.degree,
             t = config.threshold,
@@ -631,6 +681,7 @@ impl Coordinator {
         }
         Ok(Some(Box::new(Flight {
             session,
+            purpose,
             training_round,
             started: now,
             phase_started: now,
@@ -725,9 +776,23 @@ impl Coordinator {
     ) -> Result<()> {
         self.stop_checked = false;
         let config = flight.session.config();
+        let evaluation = match flight.purpose {
+            Purpose::Evaluate { row_cap } => {
+                // Evaluated or not, this model's evaluation is over: a failed
+                // evaluation round is not retried, and training goes on.
+                self.evaluated_through = flight.training_round;
+                Some(row_cap)
+            }
+            _ => None,
+        };
         let mut record = RoundRecord {
             round_id: config.round,
             training_round: flight.training_round,
+            kind: if evaluation.is_some() {
+                RoundKind::Evaluate
+            } else {
+                RoundKind::Train
+            },
             outcome: Outcome::Aborted,
             detail: None,
             participants: config.participants.clone(),
@@ -742,6 +807,7 @@ impl Coordinator {
             phase_ms: flight.phase_ms,
             total_ms: millis(now.saturating_duration_since(flight.started)),
             epsilon: None,
+            evaluation: None,
         };
         let result = match outcome {
             Ok(r) => r,
@@ -770,22 +836,59 @@ impl Coordinator {
             self.actions.push_back(Action::Ended(Box::new(record)));
             return Ok(());
         }
+        let release = self.plan.release_plan_for(flight.purpose);
+        // 1. The ledger line, to be synced before anything is released.
+        let mut ledger_line = None;
+        if let (Some(ledger), Some(spend)) = (
+            self.ledger.as_mut(),
+            release.spend(config.round, result.included.len() as u64),
+        ) {
+            let recorded = ledger.record_round(&spend)?;
+            record.epsilon = Some(recorded.epsilon);
+            ledger_line = Some(recorded.line);
+        }
+        if let Some(row_cap) = evaluation {
+            let sum = veil_dp::contribution::mean_update(
+                &result.sum,
+                release.scale,
+                config.ring.bits(),
+                1,
+            )?;
+            let classes = self.plan.training.as_ref().map_or(0, |t| t.classes.len());
+            let counts = EvaluationCounts::from_sum(&sum, row_cap, classes)?;
+            let found = EvaluationRecord {
+                examples: counts.examples,
+                accuracy: counts.accuracy(),
+                loss: counts.mean_loss(),
+                auc: counts.auc(),
+            };
+            info!(
+                round = config.round,
+                training_round = flight.training_round,
+                included = result.included.len(),
+                examples = found.examples,
+                accuracy = found.accuracy,
+                loss = found.loss,
+                auc = found.auc,
+                "evaluation released"
+            );
+            record.evaluation = Some(found);
+            record.outcome = Outcome::Released;
+            self.actions.push_back(Action::Release(Box::new(Release {
+                ledger_line,
+                model: None,
+                sum: None,
+                counters: self.counters,
+                record,
+            })));
+            return Ok(());
+        }
         let mean = veil_dp::contribution::mean_update(
             &result.sum,
             self.plan.scale,
             config.ring.bits(),
             result.included.len(),
         )?;
-        // 1. The ledger line, to be synced before anything is released.
-        let mut ledger_line = None;
-        if let (Some(ledger), Some(spend)) = (
-            self.ledger.as_mut(),
-            self.plan.spend(config.round, result.included.len()),
-        ) {
-            let recorded = ledger.record_round(&spend)?;
-            record.epsilon = Some(recorded.epsilon);
-            ledger_line = Some(recorded.line);
-        }
         // 2. The model.
         let mut next = self.model.clone();
         self.server_model
@@ -797,7 +900,7 @@ impl Coordinator {
         record.outcome = Outcome::Released;
         self.actions.push_back(Action::Release(Box::new(Release {
             ledger_line,
-            model: next,
+            model: Some(next),
             sum: self.plan.keep_sums.then_some(result.sum),
             counters: self.counters,
             record,

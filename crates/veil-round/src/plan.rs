@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use veil_dp::ledger::RoundSpend;
 use veil_dp::plan::{NoiseBudget, ReleasePlan};
-use veil_secagg::messages::TrainingSpec;
+use veil_secagg::messages::{EVALUATION_CLIP_NORM, Purpose, TrainingSpec, evaluation_len};
 
 use crate::error::{Error, Result};
 
@@ -65,6 +65,27 @@ pub struct PrivacyPlan {
     pub budget: f64,
 }
 
+/// Secure federated evaluation: after every `every`-th training round (and
+/// after the last), a round in which each site evaluates the global model
+/// on its held-out rows (the training spec's `holdout`) and the server
+/// learns only the sums (SPEC.md §10.14). With privacy on, each evaluation
+/// is a release of its own, noised at the plan's noise multiplier and
+/// accounted in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvaluationPlan {
+    /// Evaluate after every `every`-th training round (`>= 1`).
+    pub every: u64,
+    /// The held-out rows a site counts at full weight; the noise on a
+    /// count is `noise_multiplier · 2 · row_cap` (standard deviation).
+    pub row_cap: u32,
+}
+
+/// The scale of an evaluation round: 256 quanta per counted row, so counts
+/// are exact and a row's loss (capped at 8) is resolved to 1/32 nat.
+fn evaluation_scale(row_cap: u32) -> f64 {
+    256.0 * f64::from(row_cap)
+}
+
 /// What each round does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoundPlan {
@@ -98,6 +119,8 @@ pub struct RoundPlan {
     /// What each site trains, sent in every task; `None` for sources that
     /// make their update up themselves (synthetic vectors, tests).
     pub training: Option<TrainingSpec>,
+    /// Secure evaluation rounds; needs a training spec with a holdout.
+    pub evaluation: Option<EvaluationPlan>,
 }
 
 /// The longest phase timeout a plan may set (the protocol's, SPEC.md §9.1).
@@ -122,6 +145,34 @@ impl RoundPlan {
         }
     }
 
+    /// The privacy side of a round of `purpose`: a training round's is
+    /// [`Self::release_plan`]; an evaluation's sums inputs of norm at most
+    /// 2 ([`EVALUATION_CLIP_NORM`]) of [`evaluation_len`] values at 256
+    /// quanta per row, noised at the same noise multiplier, so it spends
+    /// what a training round of its dimension spends.
+    #[must_use]
+    pub fn release_plan_for(&self, purpose: Purpose) -> ReleasePlan {
+        let train = self.release_plan();
+        match purpose {
+            Purpose::Evaluate { row_cap } => ReleasePlan {
+                clip_norm: EVALUATION_CLIP_NORM,
+                scale: evaluation_scale(row_cap),
+                dimension: self
+                    .training
+                    .as_ref()
+                    .map_or(0, |t| evaluation_len(t.classes.len()) as u64),
+                ..train
+            },
+            _ => train,
+        }
+    }
+
+    /// The dimension `d` of a round of `purpose`.
+    #[must_use]
+    pub fn dimension_for(&self, purpose: Purpose) -> u32 {
+        u32::try_from(self.release_plan_for(purpose).dimension).unwrap_or(u32::MAX)
+    }
+
     /// Per-client noise variance in quantised units (0 without privacy).
     #[must_use]
     pub fn noise_variance(&self) -> f64 {
@@ -141,9 +192,24 @@ impl RoundPlan {
     /// # Errors
     /// [`Error::Plan`] (`scale`) if no width up to 64 bits is enough.
     pub fn ring_bits(&self) -> Result<u32> {
-        self.release_plan()
+        self.ring_bits_for(Purpose::Train)
+    }
+
+    /// The ring width of a round of `purpose`.
+    ///
+    /// # Errors
+    /// As [`Self::ring_bits`].
+    pub fn ring_bits_for(&self, purpose: Purpose) -> Result<u32> {
+        self.release_plan_for(purpose)
             .ring_bits()
             .map_err(|e| Error::plan("scale", e.to_string()))
+    }
+
+    /// The evaluation purpose of this plan, if it evaluates.
+    #[must_use]
+    pub fn evaluation_purpose(&self) -> Option<Purpose> {
+        self.evaluation
+            .map(|e| Purpose::Evaluate { row_cap: e.row_cap })
     }
 
     /// Checks every rule of the plan, naming the field at fault: the one
@@ -197,6 +263,28 @@ impl RoundPlan {
         if let Some(spec) = &self.training {
             spec.validate().map_err(|e| Error::plan("task", e))?;
         }
+        if let Some(e) = &self.evaluation {
+            if e.every == 0 {
+                return bad("evaluation.every", "must be at least 1");
+            }
+            if e.row_cap == 0 {
+                return bad("evaluation.row_cap", "must be at least 1");
+            }
+            if self.training.as_ref().is_none_or(|t| t.holdout <= 0.0) {
+                return bad(
+                    "evaluation",
+                    "needs a task whose sites hold rows out (task.holdout > 0)",
+                );
+            }
+            let plan = self.release_plan_for(Purpose::Evaluate { row_cap: e.row_cap });
+            if let Some(spend) = plan.spend(0, self.min_clients as u64) {
+                spend
+                    .validate()
+                    .map_err(|e| Error::plan("evaluation", e.to_string()))?;
+            }
+            plan.ring_bits()
+                .map_err(|e| Error::plan("evaluation.row_cap", e.to_string()))?;
+        }
         for n in [self.min_clients, self.max_clients] {
             if let Err(e) = self.secagg.parameters(n) {
                 return Err(Error::plan(
@@ -235,6 +323,7 @@ mod tests {
             privacy,
             keep_sums: false,
             training: None,
+            evaluation: None,
         }
     }
 
@@ -303,5 +392,55 @@ mod tests {
         assert!((few.noise_multiplier - 2.0).abs() < 1e-12);
         assert_eq!(many.distributed.map(|d| d.shares), Some(4));
         assert!(plan(None, 1024.0).spend(1, 4).is_none());
+    }
+
+    #[test]
+    fn an_evaluation_needs_held_out_rows_and_a_cap() {
+        let spec = TrainingSpec {
+            architecture: "logistic".into(),
+            features: vec!["x".into()],
+            classes: vec!["no".into(), "yes".into()],
+            optimizer: veil_secagg::messages::LocalOptimizer::Sgd,
+            epochs: 1,
+            batch_size: 8,
+            learning_rate: 0.1,
+            holdout: 0.2,
+            standardization: None,
+        };
+        let mut p = plan(Some(PRIVACY), 1024.0);
+        p.training = Some(spec.clone());
+        p.evaluation = Some(EvaluationPlan {
+            every: 1,
+            row_cap: 500,
+        });
+        p.check().unwrap();
+        let eval = p.release_plan_for(p.evaluation_purpose().unwrap());
+        assert_eq!((eval.clip_norm, eval.dimension), (2.0, 43));
+        // The same noise multiplier as a training round.
+        let train = p.release_plan();
+        assert!(
+            (eval.client_sigma() / (eval.clip_norm * eval.scale)
+                - train.client_sigma() / (train.clip_norm * train.scale))
+                .abs()
+                < 1e-12
+        );
+        let field = |p: &RoundPlan| match p.check() {
+            Err(Error::Plan { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let mut q = p.clone();
+        q.evaluation = Some(EvaluationPlan {
+            every: 0,
+            row_cap: 500,
+        });
+        assert_eq!(field(&q), "evaluation.every");
+        let mut q = p;
+        q.training = Some(TrainingSpec {
+            holdout: 0.0,
+            ..spec
+        });
+        assert_eq!(field(&q), "evaluation");
+        q.training = None;
+        assert_eq!(field(&q), "evaluation");
     }
 }

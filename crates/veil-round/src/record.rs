@@ -45,14 +45,43 @@ pub enum Outcome {
     Released,
 }
 
+/// What a round summed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RoundKind {
+    /// Model updates.
+    Train,
+    /// Evaluation counts of the global model on the sites' held-out rows.
+    Evaluate,
+}
+
+/// What a released evaluation round found, from the secure sum of the
+/// included sites' counts (SPEC.md §10.14; with privacy on, noised).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct EvaluationRecord {
+    /// Held-out rows counted (at most `row_cap` per site).
+    pub examples: f64,
+    /// Fraction of them classified correctly.
+    pub accuracy: Option<f64>,
+    /// Mean loss per row (each row's capped at 8).
+    pub loss: Option<f64>,
+    /// ROC-AUC from the 20-bin score histograms (binary tasks).
+    pub auc: Option<f64>,
+}
+
 /// One round, as `rounds.jsonl` records it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct RoundRecord {
     /// The protocol round id.
     pub round_id: u64,
-    /// The training round it would release.
+    /// The training round it would release (an evaluation: the training
+    /// round of the model it evaluated).
     pub training_round: u64,
+    /// What it summed.
+    pub kind: RoundKind,
     /// How it ended.
     pub outcome: Outcome,
     /// Why it was aborted or discarded.
@@ -82,6 +111,9 @@ pub struct RoundRecord {
     pub total_ms: u64,
     /// Cumulative `ε` after the round, with privacy on and once released.
     pub epsilon: Option<f64>,
+    /// An evaluation round's findings, once released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationRecord>,
 }
 
 /// What a released round was, for [`crate::ServerModel::released`].
@@ -108,6 +140,8 @@ pub struct RoundReport {
     pub total_ms: u64,
     /// Cumulative `ε` after the round, with privacy on.
     pub epsilon: Option<f64>,
+    /// An evaluation round's findings.
+    pub evaluation: Option<EvaluationRecord>,
 }
 
 impl From<&RoundRecord> for RoundReport {
@@ -123,6 +157,7 @@ impl From<&RoundRecord> for RoundReport {
             udp_bytes_out: r.udp_bytes_out,
             total_ms: r.total_ms,
             epsilon: r.epsilon,
+            evaluation: r.evaluation,
         }
     }
 }

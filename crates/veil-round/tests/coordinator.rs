@@ -22,10 +22,13 @@ use veil_crypto::sign::IdentitySigningKey;
 use veil_dp::ledger::Ledger;
 use veil_round::record::Outcome;
 use veil_round::{
-    Action, Coordinator, Counters, KeepModel, PrivacyPlan, Release, Resume, RoundPlan, SecAggPlan,
-    StopReason,
+    Action, Coordinator, Counters, EvaluationPlan, KeepModel, PrivacyPlan, Release, Resume,
+    RoundKind, RoundPlan, SecAggPlan, StopReason,
 };
-use veil_secagg::messages::{MessageType, ServerMessage, Task};
+use veil_secagg::messages::{
+    EVALUATION_CLIP_NORM, LocalOptimizer, MessageType, Purpose, ServerMessage, Task, TrainingSpec,
+    evaluation_len,
+};
 use veil_secagg::{ClientSession, Roster, SiteFloor};
 
 const D: u32 = 8;
@@ -49,6 +52,7 @@ fn plan(n: usize) -> RoundPlan {
         privacy: None,
         keep_sums: true,
         training: None,
+        evaluation: None,
     }
 }
 
@@ -111,7 +115,7 @@ impl Clients {
             return;
         };
         assert!(self.tasks.contains_key(&id), "the task comes first");
-        let input = zeroize::Zeroizing::new(vec![u64::from(id) + 1; D as usize]);
+        let input = zeroize::Zeroizing::new(vec![u64::from(id) + 1; config.dimension as usize]);
         let session = ClientSession::new(
             config,
             id,
@@ -359,4 +363,92 @@ fn a_plan_with_privacy_needs_its_ledger_and_a_roster_big_enough() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("min_clients"), "{err}");
+}
+
+#[test]
+fn evaluation_rounds_follow_every_nth_and_the_last_training_round_and_each_is_accounted() {
+    let mut clients = Clients::new(4);
+    let mut p = plan(4);
+    p.rounds = 3;
+    p.training = Some(TrainingSpec {
+        architecture: "logistic".into(),
+        features: (0..7).map(|i| format!("x{i}")).collect(),
+        classes: vec!["no".into(), "yes".into()],
+        optimizer: LocalOptimizer::Sgd,
+        epochs: 1,
+        batch_size: 8,
+        learning_rate: 0.1,
+        holdout: 0.25,
+        standardization: None,
+    });
+    p.evaluation = Some(EvaluationPlan {
+        every: 2,
+        row_cap: 100,
+    });
+    p.privacy = Some(PrivacyPlan {
+        noise_multiplier: 1.0,
+        delta: 1e-5,
+        budget: 1e6,
+    });
+    let mut c = clients.coordinator(p.clone(), Some(Ledger::open(&[], 1e6, 1e-5).unwrap()));
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    let log = run_until_quiet(&mut c, &mut clients, now, &[]);
+    let releases: Vec<&Release> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Release(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    // Train 1, train 2, evaluate 2, train 3, evaluate 3 (the last), stop.
+    let kinds: Vec<(RoundKind, u64)> = releases
+        .iter()
+        .map(|r| (r.record.kind, r.record.training_round))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (RoundKind::Train, 1),
+            (RoundKind::Train, 2),
+            (RoundKind::Evaluate, 2),
+            (RoundKind::Train, 3),
+            (RoundKind::Evaluate, 3),
+        ]
+    );
+    assert!(matches!(
+        log.last(),
+        Some(Action::Stop(StopReason::RoundsDone))
+    ));
+    for r in &releases {
+        // Each release is accounted, an evaluation's too.
+        assert!(r.ledger_line.is_some(), "{:?}", r.record);
+        let evaluation = r.record.kind == RoundKind::Evaluate;
+        // An evaluation changes no model and keeps no sum; it records what
+        // it found.
+        assert_eq!(r.model.is_none(), evaluation);
+        assert_eq!(r.record.evaluation.is_some(), evaluation);
+    }
+    // An evaluation round sums the short input of SPEC.md §10.14, in its
+    // own ring, under the task that says so.
+    let eval_task = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { message, .. }
+                if MessageType::peek(message) == Some(MessageType::Task) =>
+            {
+                Some(Task::decode(message, 1 << 20).unwrap().1)
+            }
+            _ => None,
+        })
+        .find(|t| t.purpose != Purpose::Train)
+        .unwrap();
+    assert_eq!(eval_task.purpose, Purpose::Evaluate { row_cap: 100 });
+    assert_eq!(eval_task.input_len(), evaluation_len(2));
+    assert_eq!(eval_task.clip_norm, EVALUATION_CLIP_NORM);
+    assert!(eval_task.noise_variance > 0.0);
+    assert_eq!(
+        releases[2].record.ring_bits,
+        p.ring_bits_for(eval_task.purpose).unwrap()
+    );
 }

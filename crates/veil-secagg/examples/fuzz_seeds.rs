@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use veil_secagg::fuzzing::session_params;
-use veil_secagg::messages::{ClientMessage, Decline, DeclineReason, Task};
+use veil_secagg::messages::{ClientMessage, Decline, DeclineReason, Purpose, Task};
 use veil_secagg::sim::Simulation;
 
 fn main() -> std::io::Result<()> {
@@ -42,11 +42,13 @@ fn main() -> std::io::Result<()> {
     })
     .encode(7);
     std::fs::write(dir.join("decline"), decline)?;
-    // Tasks: a model of three values, and an empty one.
+    // Tasks: a model of three values, an empty one, one with a training
+    // spec, an evaluation.
     let dir = root.join("task_decode");
     std::fs::create_dir_all(&dir)?;
     let task = Task {
         training_round: 3,
+        purpose: Purpose::Train,
         clip_norm: 1.0,
         scale: 1024.0,
         noise_variance: 2.5,
@@ -65,6 +67,12 @@ fn main() -> std::io::Result<()> {
         dir.join("with-training"),
         veil_secagg::test_vectors::vector_task().encode(config.round),
     )?;
-    println!("wrote 2 transcripts, {count} messages, a Decline and 3 tasks under fuzz/seeds/");
+    // An evaluation of that task's model.
+    let evaluate = Task {
+        purpose: Purpose::Evaluate { row_cap: 200 },
+        ..veil_secagg::test_vectors::vector_task()
+    };
+    std::fs::write(dir.join("evaluate"), evaluate.encode(9))?;
+    println!("wrote 2 transcripts, {count} messages, a Decline and 4 tasks under fuzz/seeds/");
     Ok(())
 }

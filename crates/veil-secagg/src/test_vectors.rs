@@ -93,6 +93,7 @@ pub fn vector_task() -> crate::messages::Task {
     // Logistic regression on three features: three weights and a bias.
     crate::messages::Task {
         training_round: 1,
+        purpose: crate::messages::Purpose::Train,
         clip_norm: 1.0,
         scale: 1024.0,
         noise_variance: 0.0,
@@ -104,6 +105,7 @@ pub fn vector_task() -> crate::messages::Task {
             epochs: 5,
             batch_size: 16,
             learning_rate: 0.1,
+            holdout: 0.2,
             standardization: Some((vec![40.0, 2.5, 70.0], vec![12.0, 1.0, 9.5])),
         }),
         model: vec![0.0, 0.5, -0.25, 1.0],

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use veil_secagg::messages::{
-    HEADER_LEN, LocalOptimizer, MAX_TRAINING_SPEC_LEN, TASK_FIXED_LEN, Task, TrainingSpec,
-    max_task_len,
+    HEADER_LEN, LocalOptimizer, MAX_TRAINING_SPEC_LEN, Purpose, TASK_FIXED_LEN, Task, TrainingSpec,
+    evaluation_len, held_out, max_task_len,
 };
 use veil_secagg::{DecodeErrorKind, Error};
 
@@ -16,6 +16,7 @@ const ROUND: u64 = 9;
 fn task() -> Task {
     Task {
         training_round: 7,
+        purpose: Purpose::Train,
         clip_norm: 1.5,
         scale: 1024.0,
         noise_variance: 3.25,
@@ -33,11 +34,12 @@ fn field_err(r: veil_secagg::Result<(u64, Task)>) -> (&'static str, DecodeErrorK
 
 #[test]
 fn the_encoding_is_the_annotated_layout() {
-    let fields: [(&str, &str); 11] = [
+    let fields: [(&str, &str); 12] = [
         ("01", "version"),
         ("0d", "type 13: Task"),
         ("0000000000000009", "round"),
         ("0000000000000007", "training_round"),
+        ("00", "purpose: train"),
         ("3ff8000000000000", "clip_norm 1.5"),
         ("4090000000000000", "scale 1024"),
         ("400a000000000000", "noise_variance 3.25"),
@@ -56,9 +58,11 @@ fn the_encoding_is_the_annotated_layout() {
         max_task_len(4),
         HEADER_LEN + TASK_FIXED_LEN + MAX_TRAINING_SPEC_LEN + 16
     );
-    assert_eq!(expected.len(), HEADER_LEN + TASK_FIXED_LEN + 16);
-    assert_eq!(MAX_TRAINING_SPEC_LEN, 1_343_579, "SPEC.md §10.13");
-    assert_eq!(TASK_FIXED_LEN, 37, "SPEC.md §10.11");
+    // The fixed part counts an evaluation's row cap, which a training
+    // task does not carry.
+    assert_eq!(expected.len(), HEADER_LEN + TASK_FIXED_LEN - 4 + 16);
+    assert_eq!(MAX_TRAINING_SPEC_LEN, 1_343_587, "SPEC.md §10.13");
+    assert_eq!(TASK_FIXED_LEN, 42, "SPEC.md §10.13");
 }
 
 #[test]
@@ -79,7 +83,7 @@ fn every_cut_or_extension_fails() {
 fn a_model_longer_than_the_client_accepts_is_refused_by_its_count() {
     let mut bytes = task().encode(ROUND);
     // Claim 2^32 - 1 elements: refused from the count, before any buffer.
-    let count = HEADER_LEN + TASK_FIXED_LEN - 4;
+    let count = HEADER_LEN + TASK_FIXED_LEN - 4 - 4;
     assert_eq!(bytes[count - 1], 0, "no training spec before the count");
     bytes[count..count + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(matches!(
@@ -128,6 +132,7 @@ fn spec() -> TrainingSpec {
         epochs: 2,
         batch_size: 32,
         learning_rate: 0.5,
+        holdout: 0.25,
         standardization: Some((vec![1.0, -2.0], vec![0.5, 4.0])),
     }
 }
@@ -139,7 +144,7 @@ fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
         ..task()
     };
     let bytes = t.encode(ROUND);
-    let spec_fields: [(&str, &str); 16] = [
+    let spec_fields: [(&str, &str); 17] = [
         ("01", "training spec follows"),
         ("05", "architecture length"),
         ("6d6c703a38", "\"mlp:8\""),
@@ -153,12 +158,13 @@ fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
         ("00000002", "epochs 2"),
         ("00000020", "batch size 32"),
         ("3fe0000000000000", "learning rate 0.5"),
+        ("3fd0000000000000", "holdout 0.25"),
         ("01", "standardization follows"),
         ("3f800000c0000000", "means 1, -2"),
         ("3f00000040800000", "deviations 0.5, 4"),
     ];
     let spec_hex: String = spec_fields.iter().map(|(h, _)| *h).collect();
-    let at = HEADER_LEN + 8 + 24;
+    let at = HEADER_LEN + 8 + 1 + 24;
     assert_eq!(hex::encode(&bytes[at..bytes.len() - 4 - 16]), spec_hex);
     assert_eq!(Task::decode(&bytes, 4).unwrap(), (ROUND, t));
     spec().validate().unwrap();
@@ -167,7 +173,7 @@ fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
     }
     // Each rule: what validate refuses, the decoder refuses too.
     type Spoil = fn(&mut TrainingSpec);
-    let spoilt: [(Spoil, &str); 9] = [
+    let spoilt: [(Spoil, &str); 11] = [
         (|s| s.architecture = "mlp 8".into(), "architecture"),
         (|s| s.features = vec!["a".into(), "a".into()], "features"),
         (|s| s.features = vec![], "features"),
@@ -175,6 +181,8 @@ fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
         (|s| s.epochs = 0, "epochs"),
         (|s| s.batch_size = 100_000, "batch_size"),
         (|s| s.learning_rate = f64::NAN, "learning_rate"),
+        (|s| s.holdout = 0.75, "holdout"),
+        (|s| s.holdout = f64::NAN, "holdout"),
         (
             |s| s.standardization = Some((vec![0.0, 0.0], vec![1.0, 0.0])),
             "std",
@@ -200,7 +208,7 @@ fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
     }
     // A training flag other than 0 or 1, and an unknown optimizer.
     let mut bad = task().encode(ROUND);
-    bad[HEADER_LEN + 32] = 2;
+    bad[HEADER_LEN + 33] = 2;
     assert_eq!(
         field_err(Task::decode(&bad, 4)),
         ("training", DecodeErrorKind::OutOfRange)
@@ -212,4 +220,55 @@ fn a_training_spec_has_one_encoding_and_its_rules_are_the_decoder_s() {
         field_err(Task::decode(&bad, 4)),
         ("optimizer", DecodeErrorKind::OutOfRange)
     );
+}
+
+#[test]
+fn an_evaluation_task_carries_its_row_cap_and_sums_a_short_input() {
+    let t = Task {
+        purpose: Purpose::Evaluate { row_cap: 300 },
+        training: Some(spec()),
+        ..task()
+    };
+    let bytes = t.encode(ROUND);
+    // The purpose and the row cap follow the training round.
+    assert_eq!(
+        hex::encode(&bytes[HEADER_LEN + 8..HEADER_LEN + 13]),
+        "010000012c",
+        "purpose 1: evaluate, row_cap 300"
+    );
+    assert_eq!(Task::decode(&bytes, 4).unwrap(), (ROUND, t.clone()));
+    // Two classes: examples, correct, loss and two 20-bin histograms.
+    assert_eq!(t.input_len(), evaluation_len(2));
+    assert_eq!(evaluation_len(2), 43);
+    assert_eq!(task().input_len(), 4, "a training input is the model");
+    // A row cap of 0, an evaluation without a training spec, an unknown
+    // purpose: refused.
+    let mut zero = bytes;
+    zero[HEADER_LEN + 9..HEADER_LEN + 13].copy_from_slice(&[0; 4]);
+    assert_eq!(
+        field_err(Task::decode(&zero, 4)),
+        ("row_cap", DecodeErrorKind::OutOfRange)
+    );
+    let blind = Task {
+        training: None,
+        ..t
+    };
+    assert_eq!(
+        field_err(Task::decode(&blind.encode(ROUND), 4)),
+        ("purpose", DecodeErrorKind::OutOfRange)
+    );
+    let mut unknown = task().encode(ROUND);
+    unknown[HEADER_LEN + 8] = 2;
+    assert_eq!(
+        field_err(Task::decode(&unknown, 4)),
+        ("purpose", DecodeErrorKind::OutOfRange)
+    );
+}
+
+#[test]
+fn the_held_out_rows_are_evenly_spaced_and_the_same_every_time() {
+    let rows: Vec<usize> = (0..20).filter(|i| held_out(*i, 0.25)).collect();
+    assert_eq!(rows, [3, 7, 11, 15, 19]);
+    assert_eq!((0..1000).filter(|i| held_out(*i, 0.2)).count(), 200);
+    assert!(!(0..1000).any(|i| held_out(i, 0.0)));
 }

@@ -1,5 +1,6 @@
-//! The run's plots (plotters, PNG): accuracy and loss by round, and epsilon
-//! by round when the run accounts one. Rounds are whole numbers on the
+//! The run's plots (plotters, PNG): accuracy and loss by round, the secure
+//! evaluation's accuracy and AUC when the run has one, and epsilon by
+//! round when the run accounts one. Rounds are whole numbers on the
 //! axis. Text uses the DejaVu Sans font shipped in `assets/`.
 
 use std::path::Path;
@@ -14,6 +15,8 @@ pub(super) struct Point {
     round: f64,
     accuracy: f64,
     loss: f64,
+    secure_accuracy: Option<f64>,
+    secure_auc: Option<f64>,
     epsilon: Option<f64>,
 }
 
@@ -24,6 +27,8 @@ impl Point {
             round: r.round as f64,
             accuracy: r.test_accuracy,
             loss: r.test_loss,
+            secure_accuracy: r.secure_accuracy,
+            secure_auc: r.secure_auc,
             epsilon: r.epsilon,
         }
     }
@@ -87,9 +92,42 @@ fn series(
     Ok(())
 }
 
-/// Draws `accuracy_loss.png`, and `epsilon.png` when any round accounted an
+/// Draws `accuracy_loss.png`, `secure_evaluation.png` when any round was
+/// evaluated securely, and `epsilon.png` when any round accounted an
 /// epsilon; returns the files written.
 pub(super) fn draw(out: &Path, points: &[Point]) -> Result<Vec<&'static str>, String> {
+    let mut written = draw_test(out, points)?;
+    let rounds = points.last().map_or(1.0, |p| p.round);
+    let accuracy: Vec<(f64, f64)> = points
+        .iter()
+        .filter_map(|p| p.secure_accuracy.map(|v| (p.round, v)))
+        .collect();
+    if !accuracy.is_empty() {
+        let path = out.join("secure_evaluation.png");
+        let root = BitMapBackend::new(&path, (900, 700)).into_drawing_area();
+        root.fill(&WHITE).map_err(e)?;
+        let (top, bottom) = root.split_vertically(350);
+        series(
+            &top,
+            "secure evaluation: accuracy on the sites' held-out rows",
+            &accuracy,
+            BLUE,
+            rounds,
+        )?;
+        let auc: Vec<(f64, f64)> = points
+            .iter()
+            .filter_map(|p| p.secure_auc.map(|v| (p.round, v)))
+            .collect();
+        if !auc.is_empty() {
+            series(&bottom, "secure evaluation: ROC-AUC", &auc, MAGENTA, rounds)?;
+        }
+        root.present().map_err(e)?;
+        written.push("secure_evaluation.png");
+    }
+    Ok(written)
+}
+
+fn draw_test(out: &Path, points: &[Point]) -> Result<Vec<&'static str>, String> {
     // A second registration of the same font is harmless.
     let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     let rounds = points.last().map_or(1.0, |p| p.round);

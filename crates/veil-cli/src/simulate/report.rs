@@ -21,6 +21,11 @@ pub(super) struct RoundRow {
     pub(super) test_loss: f64,
     pub(super) test_accuracy: f64,
     pub(super) test_auc: Option<f64>,
+    /// The secure evaluation of this round's model on the sites' held-out
+    /// rows (when the run evaluates it): accuracy, AUC, mean loss.
+    pub(super) secure_accuracy: Option<f64>,
+    pub(super) secure_auc: Option<f64>,
+    pub(super) secure_loss: Option<f64>,
     pub(super) epsilon: Option<f64>,
     pub(super) ms: u64,
     pub(super) bytes_up_per_client: u64,
@@ -43,6 +48,24 @@ pub(super) struct Recorder {
 
 impl Recorder {
     pub(super) fn released(&mut self, report: &RoundReport, model: &[f32]) {
+        if let Some(found) = &report.evaluation {
+            // A secure evaluation of a released round's model: it goes on
+            // that round's row; what it spent is the run's ε from now on.
+            if let Ok(mut rows) = self.rows.lock()
+                && let Some(row) = rows
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.round == report.training_round)
+            {
+                row.secure_accuracy = found.accuracy;
+                row.secure_auc = found.auc;
+                row.secure_loss = found.loss;
+                if report.epsilon.is_some() {
+                    row.epsilon = report.epsilon;
+                }
+            }
+            return;
+        }
         let metrics = evaluate(&self.spec, model, &self.test).unwrap_or(Metrics {
             loss: f64::NAN,
             accuracy: f64::NAN,
@@ -56,6 +79,9 @@ impl Recorder {
             test_loss: metrics.loss,
             test_accuracy: metrics.accuracy,
             test_auc: metrics.auc,
+            secure_accuracy: None,
+            secure_auc: None,
+            secure_loss: None,
             epsilon: report.epsilon.or_else(|| {
                 usize::try_from(report.training_round)
                     .ok()
@@ -90,17 +116,20 @@ pub(super) fn median(mut v: Vec<u64>) -> u64 {
 pub(super) fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut csv = String::from(
-        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
+        "round,included,participants,test_loss,test_accuracy,test_auc,secure_accuracy,secure_auc,secure_loss,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
     );
     for r in rows {
         csv += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.round,
             r.included,
             r.participants,
             r.test_loss,
             r.test_accuracy,
             opt(r.test_auc),
+            opt(r.secure_accuracy),
+            opt(r.secure_auc),
+            opt(r.secure_loss),
             opt(r.epsilon),
             r.ms,
             r.bytes_up_per_client,

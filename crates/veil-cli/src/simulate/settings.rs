@@ -141,6 +141,16 @@ pub(crate) struct SimulateArgs {
     /// `quic` (default) or `memory`.
     #[arg(long, value_enum)]
     transport: Option<Transport>,
+    /// Secure evaluation after every N-th training round (and the last):
+    /// each site evaluates the global model on its held-out rows and the
+    /// server learns only the sums. With DP each evaluation is a release
+    /// the ledger accounts. Default 0 (off).
+    #[arg(long)]
+    evaluate_every: Option<u64>,
+    /// The fraction of each site's rows held out of training for the
+    /// secure evaluation. Default 0.2 when evaluating, else 0.
+    #[arg(long)]
+    holdout: Option<f64>,
 }
 
 #[cfg(test)]
@@ -184,6 +194,10 @@ pub(super) struct Settings {
     pub(super) seed: u64,
     pub(super) out: PathBuf,
     pub(super) transport: Transport,
+    /// Secure evaluation after every this many training rounds (0: none).
+    pub(super) evaluate_every: u64,
+    /// The fraction of each site's rows held out.
+    pub(super) holdout: f64,
 }
 
 fn parse_model(s: &str, inputs: usize, classes: usize) -> Result<ModelSpec, String> {
@@ -279,6 +293,21 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         file.partition.as_ref(),
         "dirichlet:0.5".into(),
     );
+    let evaluate_every = pick(
+        args.evaluate_every.as_ref(),
+        file.evaluate_every.as_ref(),
+        0,
+    );
+    let holdout = pick(
+        args.holdout.as_ref(),
+        file.holdout.as_ref(),
+        if evaluate_every > 0 { 0.2 } else { 0.0 },
+    );
+    if !(0.0..=0.5).contains(&holdout) || (evaluate_every > 0 && holdout <= 0.0) {
+        return Err(format!(
+            "holdout: {holdout} is not in (0, 0.5] (secure evaluation needs held-out rows)"
+        ));
+    }
     let dropout = pick(args.dropout.as_ref(), file.dropout.as_ref(), 0.0);
     if !(0.0..0.5).contains(&dropout) {
         return Err(format!("dropout: {dropout} is not in [0, 0.5)"));
@@ -387,5 +416,7 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
             file.transport.as_ref(),
             Transport::Quic,
         ),
+        evaluate_every,
+        holdout,
     })
 }

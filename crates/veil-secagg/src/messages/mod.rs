@@ -11,6 +11,7 @@ mod advertise;
 mod bounds;
 mod consistency;
 mod decline;
+mod evaluation;
 mod masked_input;
 mod round_config;
 mod share_keys;
@@ -26,15 +27,18 @@ pub use consistency::{
     ConsistencySignature, ConsistencySignatures, SurvivorSet, survivor_set_message,
 };
 pub use decline::Decline;
+pub use evaluation::{
+    AUC_BINS, EVALUATION_CLIP_NORM, EvaluationCounts, LOSS_CAP, auc_bin, evaluation_len,
+};
 pub use masked_input::MaskedInput;
 pub use round_config::session_id;
 pub use share_keys::{
     SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
 };
-pub use task::{TASK_FIXED_LEN, Task, max_task_len};
+pub use task::{Purpose, TASK_FIXED_LEN, Task, max_task_len};
 pub use training::{
-    LocalOptimizer, MAX_ARCHITECTURE_LEN, MAX_CLASSES, MAX_FEATURES, MAX_NAME_LEN,
-    MAX_TRAINING_SPEC_LEN, TrainingSpec,
+    LocalOptimizer, MAX_ARCHITECTURE_LEN, MAX_CLASSES, MAX_FEATURES, MAX_HOLDOUT, MAX_NAME_LEN,
+    MAX_TRAINING_SPEC_LEN, TrainingSpec, held_out,
 };
 pub use unmask::{ShareKind, UnmaskShare, UnmaskShares};
 

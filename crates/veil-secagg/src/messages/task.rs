@@ -4,15 +4,17 @@
 
 use veil_crypto::RoundId;
 
+use super::evaluation::evaluation_len;
 use super::training::{MAX_TRAINING_SPEC_LEN, TrainingSpec};
 use super::{HEADER_LEN, MessageType, put_header, read_header};
 use crate::codec::{Reader, put_count};
 use crate::config::MAX_DIMENSION;
 use crate::error::{DecodeErrorKind, Result};
 
-/// The fixed part of a task's body: `training_round`, `clip_norm`, `scale`,
-/// `noise_variance`, the training flag and the model's count.
-pub const TASK_FIXED_LEN: usize = 8 + 8 + 8 + 8 + 1 + 4;
+/// The fixed part of a task's body: `training_round`, the purpose and an
+/// evaluation's row cap, `clip_norm`, `scale`, `noise_variance`, the
+/// training flag and the model's count.
+pub const TASK_FIXED_LEN: usize = 8 + 1 + 4 + 8 + 8 + 8 + 1 + 4;
 
 /// The longest encoded task whose model has `max_dimension` elements.
 #[must_use]
@@ -23,11 +25,29 @@ pub fn max_task_len(max_dimension: usize) -> usize {
         .saturating_add(max_dimension.saturating_mul(4))
 }
 
+/// What a round's inputs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Each site's model update: `d` is the model's length.
+    Train,
+    /// Each site's evaluation of the task's model on its held-out rows
+    /// (§10.14): `d` is [`evaluation_len`] of the task's classes.
+    Evaluate {
+        /// The held-out rows a site counts at full weight (`>= 1`): counts
+        /// are divided by it.
+        row_cap: u32,
+    },
+}
+
 /// A round's work for one client. Its round id is the message header's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
-    /// The training round (model version) this task advances: 1, 2, …
+    /// The training round (model version) this task advances: 1, 2, …; for
+    /// an evaluation, the model version evaluated.
     pub training_round: u64,
+    /// What the round sums.
+    pub purpose: Purpose,
     /// The L2 norm every update is clipped to.
     pub clip_norm: f64,
     /// The quantisation scale (a value `x` becomes about `x · scale`).
@@ -43,6 +63,21 @@ pub struct Task {
 }
 
 impl Task {
+    /// The length `d` of each client's input in the round of this task:
+    /// the model's, or for an evaluation, [`evaluation_len`] of the task's
+    /// classes (0 for an evaluation with no training spec, which the
+    /// decoder refuses).
+    #[must_use]
+    pub fn input_len(&self) -> usize {
+        match self.purpose {
+            Purpose::Train => self.model.len(),
+            Purpose::Evaluate { .. } => self
+                .training
+                .as_ref()
+                .map_or(0, |t| evaluation_len(t.classes.len())),
+        }
+    }
+
     /// The canonical encoding of the task of round `round`, header
     /// included (floats as their IEEE-754 bits, big-endian).
     #[must_use]
@@ -50,6 +85,13 @@ impl Task {
         let mut out = Vec::with_capacity(max_task_len(self.model.len()));
         put_header(&mut out, MessageType::Task, round);
         out.extend_from_slice(&self.training_round.to_be_bytes());
+        match self.purpose {
+            Purpose::Train => out.push(0),
+            Purpose::Evaluate { row_cap } => {
+                out.push(1);
+                out.extend_from_slice(&row_cap.to_be_bytes());
+            }
+        }
         for v in [self.clip_norm, self.scale, self.noise_variance] {
             out.extend_from_slice(&v.to_bits().to_be_bytes());
         }
@@ -75,7 +117,9 @@ impl Task {
     /// trailing encoding, another message type, a model longer than
     /// `max_dimension` (refused from its count, before allocation), a clip
     /// norm or scale that is not finite and positive, a noise variance that
-    /// is not finite and non-negative, a model element that is not finite.
+    /// is not finite and non-negative, a model element that is not finite,
+    /// an unknown purpose, an evaluation with a row cap of 0 or without a
+    /// training spec.
     pub fn decode(bytes: &[u8], max_dimension: usize) -> Result<(RoundId, Self)> {
         let mut r = Reader::new(bytes, "task");
         let (ty, round) = read_header(&mut r)?;
@@ -83,6 +127,14 @@ impl Task {
             return Err(r.err("type", DecodeErrorKind::UnknownTag(ty as u8)));
         }
         let training_round = r.u64("training_round")?;
+        let purpose = match r.u8("purpose")? {
+            0 => Purpose::Train,
+            1 => match r.u32("row_cap")? {
+                0 => return Err(r.err("row_cap", DecodeErrorKind::OutOfRange)),
+                row_cap => Purpose::Evaluate { row_cap },
+            },
+            _ => return Err(r.err("purpose", DecodeErrorKind::OutOfRange)),
+        };
         let clip_norm = f64::from_bits(r.u64("clip_norm")?);
         let scale = f64::from_bits(r.u64("scale")?);
         let noise_variance = f64::from_bits(r.u64("noise_variance")?);
@@ -91,6 +143,9 @@ impl Task {
             1 => Some(TrainingSpec::decode(&mut r)?),
             _ => return Err(r.err("training", DecodeErrorKind::OutOfRange)),
         };
+        if matches!(purpose, Purpose::Evaluate { .. }) && training.is_none() {
+            return Err(r.err("purpose", DecodeErrorKind::OutOfRange));
+        }
         let max = max_dimension.min(MAX_DIMENSION as usize);
         let count = r.count("model", max, 4)?;
         if !(clip_norm.is_finite() && clip_norm > 0.0) {
@@ -115,6 +170,7 @@ impl Task {
             round,
             Self {
                 training_round,
+                purpose,
                 clip_norm,
                 scale,
                 noise_variance,

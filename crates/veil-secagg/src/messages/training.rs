@@ -27,8 +27,12 @@ pub const MAX_TRAINING_SPEC_LEN: usize = 1
     + 4
     + 4
     + 8
+    + 8
     + 1
     + 2 * 4 * MAX_FEATURES;
+
+/// The largest fraction of its rows a site may hold out for evaluation.
+pub const MAX_HOLDOUT: f64 = 0.5;
 
 /// The local optimiser each site runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +42,19 @@ pub enum LocalOptimizer {
     Sgd = 0,
     /// Adam.
     Adam = 1,
+}
+
+/// Whether row `i` of a site's rows is held out for evaluation at
+/// `holdout` (see [`TrainingSpec::holdout`]): evenly spaced, the same rows
+/// every round and on every run.
+#[must_use]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "row indices stay far below 2^52"
+)]
+pub fn held_out(i: usize, holdout: f64) -> bool {
+    let i = i as f64;
+    ((i + 1.0) * holdout).floor() > (i * holdout).floor()
 }
 
 /// What each site trains, on which columns, and how.
@@ -58,6 +75,10 @@ pub struct TrainingSpec {
     pub batch_size: u32,
     /// The local learning rate, finite and positive.
     pub learning_rate: f64,
+    /// The fraction of each site's rows, in `[0, 0.5]`, held out of
+    /// training for evaluation rounds: row `i` (0-based, in the site's
+    /// order) is held out when `floor((i + 1)·holdout) > floor(i·holdout)`.
+    pub holdout: f64,
     /// The per-feature `(mean, standard deviation)` every site
     /// standardises its rows with, one of each per feature; `None` leaves
     /// the rows as they are.
@@ -164,6 +185,9 @@ impl TrainingSpec {
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return Err("learning_rate: finite and positive");
         }
+        if !(0.0..=MAX_HOLDOUT).contains(&self.holdout) {
+            return Err("holdout: in [0, 0.5]");
+        }
         if let Some((mean, std)) = &self.standardization
             && (mean.len() != self.features.len()
                 || std.len() != self.features.len()
@@ -189,6 +213,7 @@ impl TrainingSpec {
         out.extend_from_slice(&self.epochs.to_be_bytes());
         out.extend_from_slice(&self.batch_size.to_be_bytes());
         out.extend_from_slice(&self.learning_rate.to_bits().to_be_bytes());
+        out.extend_from_slice(&self.holdout.to_bits().to_be_bytes());
         match &self.standardization {
             None => out.push(0),
             Some((mean, std)) => {
@@ -224,6 +249,10 @@ impl TrainingSpec {
         if !(learning_rate.is_finite() && learning_rate > 0.0) {
             return Err(r.err("learning_rate", DecodeErrorKind::OutOfRange));
         }
+        let holdout = f64::from_bits(r.u64("holdout")?);
+        if !(0.0..=MAX_HOLDOUT).contains(&holdout) {
+            return Err(r.err("holdout", DecodeErrorKind::OutOfRange));
+        }
         let standardization = match r.u8("standardization")? {
             0 => None,
             1 => {
@@ -242,6 +271,7 @@ impl TrainingSpec {
             epochs,
             batch_size,
             learning_rate,
+            holdout,
             standardization,
         })
     }
