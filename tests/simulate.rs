@@ -209,10 +209,17 @@ fn example_level_dp_sgd_reports_each_clients_epsilon() {
     assert!(out.contains("epsilon 5.000"), "{out}");
     assert!(out.contains("classic SecAgg with k = 3, t = 3"), "{out}");
     let csv = std::fs::read_to_string(dir.path().join("run/metrics.csv")).unwrap();
+    let column = csv
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == "epsilon")
+        .unwrap();
     let eps: Vec<f64> = csv
         .lines()
         .skip(1)
-        .map(|l| l.split(',').nth(6).unwrap().parse().unwrap())
+        .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
         .collect();
     assert_eq!(eps.len(), 2);
     assert!(eps[0] < eps[1] && eps[1] <= 5.0 * 1.0001, "{eps:?}");

@@ -116,7 +116,7 @@ pub(super) fn median(mut v: Vec<u64>) -> u64 {
 pub(super) fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut csv = String::from(
-        "round,included,participants,test_loss,test_accuracy,test_auc,secure_accuracy,secure_auc,secure_loss,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client\n",
+        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client,secure_accuracy,secure_auc,secure_loss\n",
     );
     for r in rows {
         csv += &format!(
@@ -127,15 +127,15 @@ pub(super) fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String>
             r.test_loss,
             r.test_accuracy,
             opt(r.test_auc),
-            opt(r.secure_accuracy),
-            opt(r.secure_auc),
-            opt(r.secure_loss),
             opt(r.epsilon),
             r.ms,
             r.bytes_up_per_client,
             r.bytes_down_per_client,
             r.udp_bytes_up_per_client,
-            r.udp_bytes_down_per_client
+            r.udp_bytes_down_per_client,
+            opt(r.secure_accuracy),
+            opt(r.secure_auc),
+            opt(r.secure_loss),
         );
     }
     let w = |name: &str, bytes: &[u8]| {
