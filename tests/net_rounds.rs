@@ -980,7 +980,8 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     });
     let (header, train, test) = breast_cancer();
     let features: Vec<&str> = header.split(',').filter(|c| *c != "label").collect();
-    // The operator's standardisation (until the statistics round lands).
+    // The pooled training rows' statistics, which no site and not the
+    // server ever sees: the statistics round must find them from the sums.
     let values: Vec<Vec<f64>> = train
         .iter()
         .map(|r| r.split(',').map(|v| v.parse().unwrap()).collect())
@@ -994,11 +995,19 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
         .collect();
     let list = |v: &[String]| format!("[{}]", v.join(", "));
     let quoted: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
+    // The operator knows each feature's range (here: the power of ten
+    // above its largest value), not its statistics. Holdout 0.25 with
+    // evaluation every 4 rounds.
+    let bounds: Vec<String> = (0..features.len())
+        .map(|j| {
+            let most = values.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
+            format!("{}", 10_f64.powf(most.log10().ceil()))
+        })
+        .collect();
     let task = format!(
-        "[task]\nmodel = \"logistic\"\nfeatures = {}\nclasses = [\"0\", \"1\"]\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.1\nholdout = 0.25\nmean = {}\nstd = {}\n\n[evaluation]\nevery = 4\nrow_cap = 200\n",
+        "[task]\nmodel = \"logistic\"\nfeatures = {}\nclasses = [\"0\", \"1\"]\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.1\nholdout = 0.25\n\n[statistics]\nbounds = {}\nrow_cap = 200\n\n[evaluation]\nevery = 4\nrow_cap = 200\n",
         list(&quoted),
-        list(&mean.iter().map(|v| format!("{v}")).collect::<Vec<_>>()),
-        list(&std.iter().map(|v| format!("{v}")).collect::<Vec<_>>()),
+        list(&bounds),
     );
     let config = std::fs::read_to_string(dep.path().join("server.toml"))
         .unwrap()
@@ -1060,8 +1069,50 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     for r in &rel {
         assert_eq!(ids(r, "included").len(), 3, "{r}");
     }
-    // The deliverable: a checkpoint with its card, scored on the raw test
-    // rows by `veil predict`.
+    // The statistics round came first, and found the pooled statistics of
+    // the sites' training rows (each site's rows less its held-out ones).
+    assert_eq!(rounds[0]["kind"], "statistics", "{rounds:?}");
+    let st = &rounds[0]["statistics"];
+    let mut training_rows = Vec::new();
+    for i in 0..3 {
+        let site: Vec<&Vec<f64>> = values.iter().skip(i).step_by(3).collect();
+        training_rows.extend(
+            site.into_iter()
+                .enumerate()
+                .filter(|(j, _)| j % 4 != 3)
+                .map(|(_, r)| r.clone()),
+        );
+    }
+    let m = training_rows.len() as f64;
+    assert!((st["rows"].as_f64().unwrap() - m).abs() < 1e-3, "{st}");
+    for j in 0..features.len() {
+        let mu = training_rows.iter().map(|r| r[j]).sum::<f64>() / m;
+        let sd = (training_rows
+            .iter()
+            .map(|r| (r[j] - mu).powi(2))
+            .sum::<f64>()
+            / m)
+            .sqrt();
+        let (got_mu, got_sd) = (
+            st["mean"][j].as_f64().unwrap(),
+            st["std"][j].as_f64().unwrap(),
+        );
+        assert!(
+            (got_mu - mu).abs() <= 1e-3 * sd,
+            "{}: mean {got_mu} vs {mu}",
+            features[j]
+        );
+        assert!(
+            (got_sd - sd).abs() <= 1e-3 * sd,
+            "{}: std {got_sd} vs {sd}",
+            features[j]
+        );
+        // Close to all rows' too (the held-out quarter aside).
+        assert!((got_mu - mean[j]).abs() <= 0.2 * std[j], "{}", features[j]);
+    }
+    // The deliverable: a checkpoint with its card (the released
+    // standardisation in it), scored on the raw test rows by
+    // `veil predict`.
     std::fs::write(
         dep.path().join("test.csv"),
         format!("{header}\n{}\n", test.join("\n")),
@@ -1141,7 +1192,11 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
         central["auc"].as_f64().unwrap(),
     );
     assert!((a - b).abs() < 0.02, "AUC {a} vs {b}");
-    assert!(secure["loss"].as_f64().unwrap() > 0.0);
+    let (a, b) = (
+        secure["loss"].as_f64().unwrap(),
+        central["loss"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 0.005, "loss {a} vs {b}");
     // The server logged each released evaluation once.
     let log = dep.log("server.log");
     assert_eq!(log.matches("evaluation released").count(), 2, "{log}");

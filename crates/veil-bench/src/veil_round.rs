@@ -279,6 +279,7 @@ pub(crate) fn over_quic(
         keep_sums: true,
         training: None,
         evaluation: None,
+        statistics: None,
     };
     let bits = plan.ring_bits()?;
     let dir = tempfile::tempdir()?;

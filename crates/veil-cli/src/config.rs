@@ -58,6 +58,8 @@ pub(crate) struct ServerFile {
     pub(crate) task: Option<TaskFile>,
     /// Secure evaluation rounds (needs `task.holdout > 0`).
     pub(crate) evaluation: Option<EvaluationFile>,
+    /// A statistics round before training (the task's standardisation).
+    pub(crate) statistics: Option<StatisticsFile>,
 }
 
 /// The `[task]` table of the server's config: the model every site trains,
@@ -105,6 +107,20 @@ pub(crate) struct EvaluationFile {
     /// The held-out rows a site counts at full weight.
     #[serde(default = "default_row_cap")]
     pub(crate) row_cap: u32,
+}
+
+/// The `[statistics]` table of the server's config: the secure statistics
+/// round that gives every site the task's standardisation (SPEC.md §10.15).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatisticsFile {
+    /// The rows a site counts at full weight.
+    #[serde(default = "default_row_cap")]
+    pub(crate) row_cap: u32,
+    /// One bound for every feature's values (`bound`), or one per feature
+    /// (`bounds`): values are clipped to `[-bound, bound]`.
+    pub(crate) bound: Option<f32>,
+    pub(crate) bounds: Option<Vec<f32>>,
 }
 
 fn one_u64() -> u64 {

@@ -16,7 +16,7 @@ use veil_learn::server_opt::{ServerOptimizer, ServerOptimizerKind};
 use veil_learn::train::{LocalTraining, train_local};
 use veil_net::client::{SiteDataError, SourceError, UpdateSource};
 use veil_round::{ModelError, RoundReport, ServerModel};
-use veil_secagg::messages::{EvaluationCounts, Purpose, Task, TrainingSpec, held_out};
+use veil_secagg::messages::{EvaluationCounts, FeatureSums, Purpose, Task, TrainingSpec, held_out};
 
 /// What the server does after each release (reporting, checkpoints): a
 /// training round's with its new model, an evaluation round's
@@ -55,7 +55,7 @@ impl ServerModel for Learner {
         }
     }
 
-    fn evaluated(&mut self, report: &RoundReport, model: &[f32]) {
+    fn measured(&mut self, report: &RoundReport, model: &[f32]) {
         self.released(report, model);
     }
 }
@@ -254,8 +254,20 @@ impl UpdateSource for Site {
             ))
             .into());
         }
-        if let Purpose::Evaluate { row_cap } = task.purpose {
-            return Ok(self.evaluation(task, spec, &model)?.to_input(row_cap));
+        match &task.purpose {
+            Purpose::Evaluate { row_cap } => {
+                return Ok(self.evaluation(task, spec, &model)?.to_input(*row_cap));
+            }
+            Purpose::Statistics { row_cap, bounds } => {
+                // The raw training rows' per-feature sums (SPEC.md §10.15).
+                let rows = &self.rows(&schema(spec), spec.holdout)?.train;
+                let mut sums = FeatureSums::new(rows.dim());
+                for i in 0..rows.rows() {
+                    sums.add(rows.row(i), bounds);
+                }
+                return Ok(sums.to_input(*row_cap, bounds));
+            }
+            _ => {}
         }
         let local = local_training(spec);
         let seed = self.seed ^ task.training_round.wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -15,7 +15,8 @@ use veil_net::deployment::{RosterFile, load_identity};
 use veil_net::pki::{load_certs, load_key};
 use veil_net::server::RoundReport;
 use veil_net::server::{
-    EvaluationPlan, PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StopReason, bind, run_server,
+    EvaluationPlan, PrivacyPlan, RoundPlan, SecAggPlan, ServerOptions, StatisticsPlan, StopReason,
+    bind, run_server,
 };
 use veil_net::synthetic::SyntheticSource;
 use veil_secagg::messages::LocalOptimizer;
@@ -166,6 +167,23 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
             every: e.every,
             row_cap: e.row_cap,
         }),
+        statistics: match &file.statistics {
+            None => None,
+            Some(st) => Some(StatisticsPlan {
+                row_cap: st.row_cap,
+                bounds: match (&st.bounds, st.bound, &task) {
+                    (Some(b), None, _) => b.clone(),
+                    (None, Some(b), Some(t)) => vec![b; t.training.features.len()],
+                    (None, Some(_), None) => Vec::new(),
+                    _ => {
+                        return Err(format!(
+                            "{}: statistics: give `bound` (one for every feature) or `bounds` (one per feature), not both",
+                            path.display()
+                        ));
+                    }
+                },
+            }),
+        },
     };
     // The plan's one check; its fields are the config file's keys.
     if let Err(err) = plan.check() {
@@ -183,12 +201,24 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
     let (optimizer, on_release, initial_model) = match task {
         Some(t) => {
             let delta = plan.privacy.map(|p| p.delta);
+            // A restarted server's statistics round is done already: its
+            // checkpoints carry what it released.
+            let mut card = t.card;
+            let released =
+                veil_net::state::read_standardization(&state_dir.join("standardization.json"))
+                    .map_err(|err| format!("{}: {err}", path.display()))?;
+            if let Some((mean, std)) = released {
+                card.standardization = Some(
+                    Standardizer::from_parts(mean, std)
+                        .map_err(|err| format!("{}: {err}", state_dir.display()))?,
+                );
+            }
             let initial = t.model.init(1);
             (
                 t.server,
                 Some(checkpoint_writer(
                     state_dir.join("checkpoint.safetensors"),
-                    t.card,
+                    card,
                     delta,
                 )),
                 Some(initial),
@@ -218,7 +248,9 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
 fn config_key(field: &str) -> String {
     match field {
         "phase_timeout" => "rounds.phase_timeout_ms".to_owned(),
-        f if f.contains('.') || ["privacy", "secagg", "task", "evaluation"].contains(&f) => {
+        f if f.contains('.')
+            || ["privacy", "secagg", "task", "evaluation", "statistics"].contains(&f) =>
+        {
             f.to_owned()
         }
         f => format!("rounds.{f}"),
@@ -334,6 +366,15 @@ fn task_from_file(t: &config::TaskFile) -> Result<ServerTask, String> {
 /// deployment's deliverable, `veil predict --model`), atomically.
 fn checkpoint_writer(path: PathBuf, mut card: ModelCard, delta: Option<f64>) -> OnRelease {
     Box::new(move |report: &RoundReport, model: &[f32]| {
+        if let Some(st) = &report.statistics {
+            // The standardisation every site uses from now on, and so the
+            // model's.
+            match Standardizer::from_parts(st.mean.clone(), st.std.clone()) {
+                Ok(s) => card.standardization = Some(s),
+                Err(e) => warn!("released statistics not usable as a standardisation: {e}"),
+            }
+            return;
+        }
         if report.evaluation.is_some() {
             // An evaluation round: the model did not change.
             return;

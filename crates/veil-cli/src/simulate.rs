@@ -21,7 +21,7 @@ use veil_learn::model::Architecture;
 use veil_learn::partition::partition;
 use veil_net::client::run_client;
 use veil_net::local::LocalDeployment;
-use veil_net::server::EvaluationPlan;
+use veil_net::server::{EvaluationPlan, StatisticsPlan};
 use veil_net::server::{
     PrivacyPlan, RoundPlan, RoundReport, SecAggPlan, bind, run_in_memory, run_server,
 };
@@ -36,7 +36,7 @@ mod settings;
 
 use report::{Recorder, median, write_metrics};
 pub(crate) use settings::SimulateArgs;
-use settings::{DpMode, Transport, settings};
+use settings::{DpMode, Standardize, Transport, settings};
 
 /// 2^16 quanta per clipping norm: rounding moves the mean by less than
 /// 2^-16·C per coordinate, and adds a negligible `d/4` to the squared
@@ -57,6 +57,21 @@ fn evaluation_row_cap(parts: &[Vec<usize>], holdout: f64) -> u32 {
         .max()
         .unwrap_or(1);
     u32::try_from(most.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Each feature's bound for the statistics round: the largest magnitude in
+/// the training rows (in a deployment, the operator's known range).
+fn feature_bounds(train: &veil_learn::dataset::Dataset) -> Vec<f32> {
+    let d = train.dim().max(1);
+    let mut bounds = vec![f32::MIN_POSITIVE; train.dim()];
+    for (i, x) in train.features.iter().enumerate() {
+        if let Some(b) = bounds.get_mut(i % d)
+            && x.is_finite()
+        {
+            *b = b.max(x.abs());
+        }
+    }
+    bounds
 }
 
 /// The secure evaluations of a run of `rounds` training rounds that
@@ -188,6 +203,16 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             every: s.evaluate_every,
             row_cap: evaluation_row_cap(&parts, s.holdout),
         }),
+        statistics: (s.standardize == Standardize::Secure).then(|| StatisticsPlan {
+            row_cap: parts
+                .iter()
+                .map(Vec::len)
+                .max()
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(1)
+                .max(1),
+            bounds: feature_bounds(&s.train),
+        }),
         training: Some(TrainingSpec {
             architecture: s.spec.architecture.to_string(),
             features: s.train.feature_names.clone(),
@@ -200,7 +225,11 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             batch_size: u32::try_from(s.local.batch_size).map_err(|_| "batch size out of range")?,
             learning_rate: s.local.learning_rate,
             holdout: s.holdout,
-            standardization: Some((s.scaler.mean().to_vec(), s.scaler.std().to_vec())),
+            standardization: match s.standardize {
+                Standardize::Pooled => Some((s.scaler.mean().to_vec(), s.scaler.std().to_vec())),
+                // The statistics round gives it.
+                Standardize::Secure => None,
+            },
         }),
     };
     let deployment = LocalDeployment::generate(s.clients)?;
@@ -215,6 +244,11 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     let mut recorder = Recorder {
         spec: s.spec.clone(),
         test: s.test.clone(),
+        standardized: (s.standardize == Standardize::Pooled).then(|| {
+            let mut test = s.test.clone();
+            s.scaler.apply(&mut test);
+            test
+        }),
         rows: Arc::clone(&rows),
         progress: progress.clone(),
         example_epsilon,
@@ -286,7 +320,15 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         architecture: s.spec.architecture.clone(),
         features: s.train.feature_names.clone(),
         classes: (0..s.spec.classes).map(|c| c.to_string()).collect(),
-        standardization: Some(s.scaler.clone()),
+        standardization: match veil_net::state::read_standardization(
+            &state_dir.join("standardization.json"),
+        )? {
+            Some((mean, std)) => Some(
+                veil_learn::dataset::Standardizer::from_parts(mean, std)
+                    .map_err(|e| Failure::Run(e.to_string()))?,
+            ),
+            None => Some(s.scaler.clone()),
+        },
         training_round: summary.released_rounds,
         privacy: rows.last().and_then(|r| r.epsilon).map(|e| (e, s.delta)),
     };

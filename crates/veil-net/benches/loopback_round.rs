@@ -56,6 +56,7 @@ fn main() {
         keep_sums: false,
         training: None,
         evaluation: None,
+        statistics: None,
     };
     let bits = plan.ring_bits().unwrap();
 

@@ -23,7 +23,7 @@ use veil_dp::ledger::Ledger;
 use veil_round::{Coordinator, Resume};
 pub use veil_round::{
     EvaluationPlan, EvaluationRecord, KeepModel, PrivacyPlan, RoundPlan, RoundReport, SecAggPlan,
-    ServerModel, StopReason,
+    ServerModel, StatisticsPlan, StatisticsRecord, StopReason,
 };
 
 mod admission;
@@ -142,6 +142,7 @@ fn open_coordinator(
             counters: restored.counters,
             model: restored.model,
             ledger,
+            standardization: state.read_standardization()?,
         },
         model,
         seed,

@@ -125,6 +125,20 @@ impl StateDir {
         self.root.join("ledger.jsonl")
     }
 
+    /// Where a statistics round's standardisation is kept.
+    #[must_use]
+    pub fn standardization_path(&self) -> PathBuf {
+        self.root.join("standardization.json")
+    }
+
+    /// The standardisation a statistics round released, if one did.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] or [`crate::Error::BadFile`] naming the file.
+    pub fn read_standardization(&self) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+        read_standardization(&self.standardization_path())
+    }
+
     /// The per-round record's path.
     #[must_use]
     pub fn rounds_path(&self) -> PathBuf {
@@ -209,6 +223,12 @@ impl StateDir {
         if let Some(model) = &release.model {
             self.save_model(model)?;
         }
+        if let Some(standardization) = &release.standardization {
+            let path = self.standardization_path();
+            let text = serde_json::to_string(standardization)
+                .map_err(|e| bad_file(&path, e.to_string()))?;
+            files::write_atomic(&path, text.as_bytes(), false)?;
+        }
         if let Some(sum) = &release.sum {
             self.save_sum(release.record.training_round, sum)?;
         }
@@ -226,6 +246,22 @@ impl StateDir {
         line.push(b'\n');
         append_synced(&path, &line)
     }
+}
+
+/// The standardisation a statistics round released, from the state
+/// directory's `standardization.json` at `path` (`None` if absent).
+///
+/// # Errors
+/// [`crate::Error::Io`] or [`crate::Error::BadFile`] naming the file.
+pub fn read_standardization(path: &Path) -> Result<Option<(Vec<f32>, Vec<f32>)>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    // Two f32 lists of at most 4096 features, as JSON.
+    let text = files::read_capped_string(path, 1 << 20)?;
+    let (mean, std): (Vec<f32>, Vec<f32>) =
+        serde_json::from_str(&text).map_err(|e| bad_file(path, e.to_string()))?;
+    Ok(Some((mean, std)))
 }
 
 /// Appends `bytes` to the file at `path` (created if missing), flushes and

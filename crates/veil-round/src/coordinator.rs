@@ -20,12 +20,16 @@ use tracing::{debug, info, warn};
 use veil_crypto::ParticipantId;
 use veil_crypto::prg::RingBits;
 use veil_dp::ledger::Ledger;
-use veil_secagg::messages::{EvaluationCounts, Purpose, Task, max_client_message_len, peek_header};
+use veil_secagg::messages::{
+    EvaluationCounts, FeatureSums, Purpose, Task, max_client_message_len, peek_header,
+};
 use veil_secagg::{Phase, Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
 use crate::error::{Error, ModelError, Result};
 use crate::plan::RoundPlan;
-use crate::record::{Counters, EvaluationRecord, Outcome, RoundKind, RoundRecord, RoundReport};
+use crate::record::{
+    Counters, EvaluationRecord, Outcome, RoundKind, RoundRecord, RoundReport, StatisticsRecord,
+};
 
 /// How the server turns a released mean update into the next global model,
 /// and what it does after each release (evaluation, reporting). The server
@@ -47,9 +51,11 @@ pub trait ServerModel: Send {
         let _ = (report, model);
     }
 
-    /// Called after an evaluation round is released and persisted, with
-    /// the model it evaluated (`report.evaluation` holds what it found).
-    fn evaluated(&mut self, report: &RoundReport, model: &[f32]) {
+    /// Called after a round that measured rather than trained (an
+    /// evaluation or statistics round) is released and persisted, with the
+    /// current model (`report.evaluation` or `report.statistics` holds what
+    /// it found).
+    fn measured(&mut self, report: &RoundReport, model: &[f32]) {
         let _ = (report, model);
     }
 }
@@ -96,6 +102,10 @@ pub struct Release {
     pub model: Option<Vec<f32>>,
     /// The released sum, when the plan keeps sums.
     pub sum: Option<Vec<u64>>,
+    /// A statistics round's result: the per-feature mean and standard
+    /// deviation every site standardises with from now on (persist it: a
+    /// restarted server resumes with it, [`Resume::standardization`]).
+    pub standardization: Option<(Vec<f32>, Vec<f32>)>,
     /// The counters, with the round released.
     pub counters: Counters,
     /// The round's record (a transport adds its wire counters).
@@ -154,6 +164,8 @@ pub struct Resume {
     pub model: Vec<f32>,
     /// The privacy ledger, opened from its file, when the plan has privacy.
     pub ledger: Option<Ledger>,
+    /// The standardisation a statistics round released before a restart.
+    pub standardization: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 /// A round in flight, with its bookkeeping.
@@ -239,6 +251,21 @@ impl Coordinator {
         seed: [u8; 32],
     ) -> Result<Self> {
         plan.check()?;
+        let mut plan = plan;
+        if let Some(restored) = resume.standardization {
+            match plan.training.as_mut() {
+                Some(t) if plan.statistics.is_some() => {
+                    t.standardization = Some(restored);
+                    t.validate().map_err(|e| Error::plan("statistics", e))?;
+                }
+                _ => {
+                    return Err(Error::plan(
+                        "statistics",
+                        "the state holds released statistics, the plan has no statistics round",
+                    ));
+                }
+            }
+        }
         if roster_size < plan.min_clients {
             return Err(Error::plan(
                 "min_clients",
@@ -442,8 +469,8 @@ impl Coordinator {
     pub fn released(&mut self, record: &RoundRecord) {
         let report = RoundReport::from(record);
         match record.kind {
-            RoundKind::Evaluate => self.server_model.evaluated(&report, &self.model),
-            _ => self.server_model.released(&report, &self.model),
+            RoundKind::Train => self.server_model.released(&report, &self.model),
+            _ => self.server_model.measured(&report, &self.model),
         }
     }
 
@@ -451,6 +478,15 @@ impl Coordinator {
     /// one is due (after every `every`-th training round, and after the
     /// last), else a training round.
     fn next_purpose(&self) -> Purpose {
+        if let Some(statistics) = self.plan.statistics_purpose()
+            && self
+                .plan
+                .training
+                .as_ref()
+                .is_some_and(|t| t.standardization.is_none())
+        {
+            return statistics;
+        }
         let released = self.counters.released_rounds;
         match (self.plan.evaluation, self.plan.evaluation_purpose()) {
             (Some(e), Some(purpose))
@@ -541,7 +577,7 @@ impl Coordinator {
             // The fewest shares a released sum may hold.
             if let Some(spend) = self
                 .plan
-                .release_plan_for(purpose)
+                .release_plan_for(&purpose)
                 .spend(self.counters.next_round_id, self.plan.min_clients as u64)
             {
                 let next = ledger.epsilon_after(&spend)?;
@@ -595,14 +631,14 @@ impl Coordinator {
         let n = cohort.len();
         let rec = self.plan.secagg.parameters(n)?;
         let timeout_ms = u32::try_from(self.plan.phase_timeout.as_millis()).unwrap_or(u32::MAX);
-        let ring = RingBits::new(self.plan.ring_bits_for(purpose)?)
+        let ring = RingBits::new(self.plan.ring_bits_for(&purpose)?)
             .map_err(|e| Error::plan("scale", e.to_string()))?;
         let mut seed = [0_u8; 32];
         self.rng.fill(&mut seed);
         Ok(RoundConfig::new(
             round,
             cohort,
-            self.plan.dimension_for(purpose),
+            self.plan.dimension_for(&purpose),
             ring,
             rec.threshold,
             rec.degree,
@@ -628,7 +664,7 @@ impl Coordinator {
         };
         self.counters.next_round_id = round.saturating_add(1);
         self.actions.push_back(Action::SaveCounters(self.counters));
-        let config = match self.round_config(cohort, round, purpose) {
+        let config = match self.round_config(cohort, round, purpose.clone()) {
             Ok(c) => c,
             Err(e) => {
                 // Parameters depend on the cohort size; another draw may fit.
@@ -640,10 +676,10 @@ impl Coordinator {
                 return Ok(None);
             }
         };
-        let release = self.plan.release_plan_for(purpose);
+        let release = self.plan.release_plan_for(&purpose);
         let task = Task {
             training_round,
-            purpose,
+            purpose: purpose.clone(),
             clip_norm: release.clip_norm,
             scale: release.scale,
             noise_variance: release.client_variance(),
@@ -653,7 +689,7 @@ impl Coordinator {
         info!(
             round,
             training_round,
-            evaluation = matches!(purpose, Purpose::Evaluate { .. }),
+            kind = ?RoundKind::of(&purpose),
             n = config.n(),
             k = config.degree,
             t = config.threshold,
@@ -776,23 +812,15 @@ impl Coordinator {
     ) -> Result<()> {
         self.stop_checked = false;
         let config = flight.session.config();
-        let evaluation = match flight.purpose {
-            Purpose::Evaluate { row_cap } => {
-                // Evaluated or not, this model's evaluation is over: a failed
-                // evaluation round is not retried, and training goes on.
-                self.evaluated_through = flight.training_round;
-                Some(row_cap)
-            }
-            _ => None,
-        };
+        if let Purpose::Evaluate { .. } = flight.purpose {
+            // Evaluated or not, this model's evaluation is over: a failed
+            // evaluation round is not retried, and training goes on.
+            self.evaluated_through = flight.training_round;
+        }
         let mut record = RoundRecord {
             round_id: config.round,
             training_round: flight.training_round,
-            kind: if evaluation.is_some() {
-                RoundKind::Evaluate
-            } else {
-                RoundKind::Train
-            },
+            kind: RoundKind::of(&flight.purpose),
             outcome: Outcome::Aborted,
             detail: None,
             participants: config.participants.clone(),
@@ -808,6 +836,7 @@ impl Coordinator {
             total_ms: millis(now.saturating_duration_since(flight.started)),
             epsilon: None,
             evaluation: None,
+            statistics: None,
         };
         let result = match outcome {
             Ok(r) => r,
@@ -836,7 +865,7 @@ impl Coordinator {
             self.actions.push_back(Action::Ended(Box::new(record)));
             return Ok(());
         }
-        let release = self.plan.release_plan_for(flight.purpose);
+        let release = self.plan.release_plan_for(&flight.purpose);
         // 1. The ledger line, to be synced before anything is released.
         let mut ledger_line = None;
         if let (Some(ledger), Some(spend)) = (
@@ -847,7 +876,50 @@ impl Coordinator {
             record.epsilon = Some(recorded.epsilon);
             ledger_line = Some(recorded.line);
         }
-        if let Some(row_cap) = evaluation {
+        if let Purpose::Statistics { row_cap, bounds } = &flight.purpose {
+            let sum = veil_dp::contribution::mean_update(
+                &result.sum,
+                release.scale,
+                config.ring.bits(),
+                1,
+            )?;
+            let sums = FeatureSums::from_sum(&sum, *row_cap, bounds)?;
+            let Some((mean, std)) = sums.standardization(bounds) else {
+                // No rows (or noise that says so): nothing to standardise
+                // with; the round is tried again.
+                warn!(round = config.round, "statistics round counted no rows");
+                record.outcome = Outcome::Discarded;
+                record.detail = Some("the sums count no rows".into());
+                self.failed_rounds = self.failed_rounds.saturating_add(1);
+                self.actions.push_back(Action::Ended(Box::new(record)));
+                return Ok(());
+            };
+            info!(
+                round = config.round,
+                included = result.included.len(),
+                rows = sums.rows,
+                "statistics released: every site standardises with them from now on"
+            );
+            if let Some(t) = self.plan.training.as_mut() {
+                t.standardization = Some((mean.clone(), std.clone()));
+            }
+            record.statistics = Some(StatisticsRecord {
+                rows: sums.rows,
+                mean: mean.clone(),
+                std: std.clone(),
+            });
+            record.outcome = Outcome::Released;
+            self.actions.push_back(Action::Release(Box::new(Release {
+                ledger_line,
+                model: None,
+                sum: None,
+                standardization: Some((mean, std)),
+                counters: self.counters,
+                record,
+            })));
+            return Ok(());
+        }
+        if let Purpose::Evaluate { row_cap } = flight.purpose {
             let sum = veil_dp::contribution::mean_update(
                 &result.sum,
                 release.scale,
@@ -878,6 +950,7 @@ impl Coordinator {
                 ledger_line,
                 model: None,
                 sum: None,
+                standardization: None,
                 counters: self.counters,
                 record,
             })));
@@ -902,6 +975,7 @@ impl Coordinator {
             ledger_line,
             model: Some(next),
             sum: self.plan.keep_sums.then_some(result.sum),
+            standardization: None,
             counters: self.counters,
             record,
         })));

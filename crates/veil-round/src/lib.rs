@@ -39,5 +39,7 @@ pub mod record;
 
 pub use coordinator::{Action, Coordinator, KeepModel, Release, Resume, ServerModel, StopReason};
 pub use error::{Error, ModelError, Result};
-pub use plan::{EvaluationPlan, PrivacyPlan, RoundPlan, SecAggPlan};
-pub use record::{Counters, EvaluationRecord, RoundKind, RoundRecord, RoundReport};
+pub use plan::{EvaluationPlan, PrivacyPlan, RoundPlan, SecAggPlan, StatisticsPlan};
+pub use record::{
+    Counters, EvaluationRecord, RoundKind, RoundRecord, RoundReport, StatisticsRecord,
+};

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use veil_dp::ledger::RoundSpend;
 use veil_dp::plan::{NoiseBudget, ReleasePlan};
-use veil_secagg::messages::{EVALUATION_CLIP_NORM, Purpose, TrainingSpec, evaluation_len};
+use veil_secagg::messages::{
+    EVALUATION_CLIP_NORM, Purpose, TrainingSpec, evaluation_len, statistics_len,
+};
 
 use crate::error::{Error, Result};
 
@@ -80,6 +82,35 @@ pub struct EvaluationPlan {
     pub row_cap: u32,
 }
 
+/// The statistics round: before the first training round, each site sums
+/// its training rows' per-feature values and squares (each clipped to its
+/// feature's bound) and the server learns only the sums (SPEC.md §10.15),
+/// from which every site's standardisation follows. With privacy on it is a
+/// release of its own, accounted in the ledger; a failed statistics round
+/// is retried before any training.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatisticsPlan {
+    /// The rows a site counts at full weight.
+    pub row_cap: u32,
+    /// Per feature, the bound its values are clipped to (finite, positive).
+    pub bounds: Vec<f32>,
+}
+
+/// The scale of a statistics round of up to `max_clients` inputs: as fine
+/// as the ring allows (2^52 quanta per unit of input at most, and the sum
+/// of `max_clients` inputs of norm 2 below 2^60), so that a feature far
+/// below its bound keeps its variance: the variance is a difference of two
+/// sums.
+fn statistics_scale(max_clients: usize) -> f64 {
+    let ring = 2_f64.powi(60) / (2.0 * (max_clients.max(1) as f64));
+    2_f64.powi(52).min(2_f64.powf(ring.log2().floor()))
+}
+
+/// The largest discrete-Gaussian `σ` per client a summary round's scale may
+/// lead to (veil-dp samples up to 10^6); with noise, the scale is lowered
+/// to it, and the noise, not the rounding, sets the precision.
+const SUMMARY_SIGMA: f64 = 1e5;
+
 /// The scale of an evaluation round: 256 quanta per counted row, so counts
 /// are exact and a row's loss (capped at 8) is resolved to 1/32 nat.
 fn evaluation_scale(row_cap: u32) -> f64 {
@@ -121,6 +152,9 @@ pub struct RoundPlan {
     pub training: Option<TrainingSpec>,
     /// Secure evaluation rounds; needs a training spec with a holdout.
     pub evaluation: Option<EvaluationPlan>,
+    /// A statistics round before training, whose result is the training
+    /// spec's standardisation; needs a training spec without one.
+    pub statistics: Option<StatisticsPlan>,
 }
 
 /// The longest phase timeout a plan may set (the protocol's, SPEC.md §9.1).
@@ -150,26 +184,48 @@ impl RoundPlan {
     /// 2 ([`EVALUATION_CLIP_NORM`]) of [`evaluation_len`] values at 256
     /// quanta per row, noised at the same noise multiplier, so it spends
     /// what a training round of its dimension spends.
+    ///
+    /// A statistics round likewise sums inputs of norm at most 2 of
+    /// `1 + 2·features` values, at up to 2^52 quanta per unit. With noise, both
+    /// scales are lowered so that each client's `σ` stays at 10^5 quanta.
     #[must_use]
-    pub fn release_plan_for(&self, purpose: Purpose) -> ReleasePlan {
+    pub fn release_plan_for(&self, purpose: &Purpose) -> ReleasePlan {
         let train = self.release_plan();
         match purpose {
             Purpose::Evaluate { row_cap } => ReleasePlan {
                 clip_norm: EVALUATION_CLIP_NORM,
-                scale: evaluation_scale(row_cap),
+                scale: self.summary_scale(evaluation_scale(*row_cap)),
                 dimension: self
                     .training
                     .as_ref()
                     .map_or(0, |t| evaluation_len(t.classes.len()) as u64),
                 ..train
             },
+            Purpose::Statistics { bounds, .. } => ReleasePlan {
+                clip_norm: EVALUATION_CLIP_NORM,
+                scale: self.summary_scale(statistics_scale(self.max_clients)),
+                dimension: statistics_len(bounds.len()) as u64,
+                ..train
+            },
             _ => train,
+        }
+    }
+
+    /// A summary round's scale: `nominal`, or with noise at most what keeps
+    /// each client's `σ` at [`SUMMARY_SIGMA`].
+    fn summary_scale(&self, nominal: f64) -> f64 {
+        match self.privacy {
+            Some(p) => nominal.min(
+                SUMMARY_SIGMA * (self.min_clients.max(1) as f64).sqrt()
+                    / (p.noise_multiplier * EVALUATION_CLIP_NORM),
+            ),
+            None => nominal,
         }
     }
 
     /// The dimension `d` of a round of `purpose`.
     #[must_use]
-    pub fn dimension_for(&self, purpose: Purpose) -> u32 {
+    pub fn dimension_for(&self, purpose: &Purpose) -> u32 {
         u32::try_from(self.release_plan_for(purpose).dimension).unwrap_or(u32::MAX)
     }
 
@@ -192,14 +248,14 @@ impl RoundPlan {
     /// # Errors
     /// [`Error::Plan`] (`scale`) if no width up to 64 bits is enough.
     pub fn ring_bits(&self) -> Result<u32> {
-        self.ring_bits_for(Purpose::Train)
+        self.ring_bits_for(&Purpose::Train)
     }
 
     /// The ring width of a round of `purpose`.
     ///
     /// # Errors
     /// As [`Self::ring_bits`].
-    pub fn ring_bits_for(&self, purpose: Purpose) -> Result<u32> {
+    pub fn ring_bits_for(&self, purpose: &Purpose) -> Result<u32> {
         self.release_plan_for(purpose)
             .ring_bits()
             .map_err(|e| Error::plan("scale", e.to_string()))
@@ -210,6 +266,28 @@ impl RoundPlan {
     pub fn evaluation_purpose(&self) -> Option<Purpose> {
         self.evaluation
             .map(|e| Purpose::Evaluate { row_cap: e.row_cap })
+    }
+
+    /// The statistics purpose of this plan, if it has a statistics round.
+    #[must_use]
+    pub fn statistics_purpose(&self) -> Option<Purpose> {
+        self.statistics.as_ref().map(|s| Purpose::Statistics {
+            row_cap: s.row_cap,
+            bounds: s.bounds.clone(),
+        })
+    }
+
+    /// Checks a summary round's privacy and ring (`field` names it).
+    fn check_summary(&self, purpose: &Purpose, field: &'static str) -> Result<()> {
+        let plan = self.release_plan_for(purpose);
+        if let Some(spend) = plan.spend(0, self.min_clients as u64) {
+            spend
+                .validate()
+                .map_err(|e| Error::plan(field, e.to_string()))?;
+        }
+        plan.ring_bits()
+            .map(|_| ())
+            .map_err(|e| Error::plan(field, e.to_string()))
     }
 
     /// Checks every rule of the plan, naming the field at fault: the one
@@ -276,14 +354,35 @@ impl RoundPlan {
                     "needs a task whose sites hold rows out (task.holdout > 0)",
                 );
             }
-            let plan = self.release_plan_for(Purpose::Evaluate { row_cap: e.row_cap });
-            if let Some(spend) = plan.spend(0, self.min_clients as u64) {
-                spend
-                    .validate()
-                    .map_err(|e| Error::plan("evaluation", e.to_string()))?;
+            self.check_summary(
+                &Purpose::Evaluate { row_cap: e.row_cap },
+                "evaluation.row_cap",
+            )?;
+        }
+        if let Some(st) = &self.statistics {
+            let Some(t) = &self.training else {
+                return bad("statistics", "needs a task");
+            };
+            if t.standardization.is_some() {
+                return bad(
+                    "statistics",
+                    "the task sets its standardisation (task.mean, task.std): drop it, or the statistics round",
+                );
             }
-            plan.ring_bits()
-                .map_err(|e| Error::plan("evaluation.row_cap", e.to_string()))?;
+            if st.row_cap == 0 {
+                return bad("statistics.row_cap", "must be at least 1");
+            }
+            if st.bounds.len() != t.features.len()
+                || !st.bounds.iter().all(|b| b.is_finite() && *b > 0.0)
+            {
+                return bad(
+                    "statistics.bounds",
+                    "one finite, positive bound per feature of the task",
+                );
+            }
+            if let Some(p) = self.statistics_purpose() {
+                self.check_summary(&p, "statistics.row_cap")?;
+            }
         }
         for n in [self.min_clients, self.max_clients] {
             if let Err(e) = self.secagg.parameters(n) {
@@ -324,6 +423,7 @@ mod tests {
             keep_sums: false,
             training: None,
             evaluation: None,
+            statistics: None,
         }
     }
 
@@ -414,7 +514,7 @@ mod tests {
             row_cap: 500,
         });
         p.check().unwrap();
-        let eval = p.release_plan_for(p.evaluation_purpose().unwrap());
+        let eval = p.release_plan_for(&p.evaluation_purpose().unwrap());
         assert_eq!((eval.clip_norm, eval.dimension), (2.0, 43));
         // The same noise multiplier as a training round.
         let train = p.release_plan();

@@ -54,6 +54,35 @@ pub enum RoundKind {
     Train,
     /// Evaluation counts of the global model on the sites' held-out rows.
     Evaluate,
+    /// Per-feature sums of the sites' training rows.
+    Statistics,
+}
+
+impl RoundKind {
+    /// The kind of a round of `purpose`.
+    #[must_use]
+    pub fn of(purpose: &veil_secagg::messages::Purpose) -> Self {
+        use veil_secagg::messages::Purpose;
+        match purpose {
+            Purpose::Evaluate { .. } => Self::Evaluate,
+            Purpose::Statistics { .. } => Self::Statistics,
+            _ => Self::Train,
+        }
+    }
+}
+
+/// What a released statistics round found: the rows counted and the
+/// standardisation every site uses from then on (with privacy on, from
+/// noised sums).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct StatisticsRecord {
+    /// Rows counted (at most `row_cap` per site).
+    pub rows: f64,
+    /// Per-feature mean.
+    pub mean: Vec<f32>,
+    /// Per-feature standard deviation.
+    pub std: Vec<f32>,
 }
 
 /// What a released evaluation round found, from the secure sum of the
@@ -114,6 +143,9 @@ pub struct RoundRecord {
     /// An evaluation round's findings, once released.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<EvaluationRecord>,
+    /// A statistics round's findings, once released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<StatisticsRecord>,
 }
 
 /// What a released round was, for [`crate::ServerModel::released`].
@@ -142,6 +174,8 @@ pub struct RoundReport {
     pub epsilon: Option<f64>,
     /// An evaluation round's findings.
     pub evaluation: Option<EvaluationRecord>,
+    /// A statistics round's findings.
+    pub statistics: Option<StatisticsRecord>,
 }
 
 impl From<&RoundRecord> for RoundReport {
@@ -158,6 +192,7 @@ impl From<&RoundRecord> for RoundReport {
             total_ms: r.total_ms,
             epsilon: r.epsilon,
             evaluation: r.evaluation,
+            statistics: r.statistics.clone(),
         }
     }
 }

@@ -23,11 +23,11 @@ use veil_dp::ledger::Ledger;
 use veil_round::record::Outcome;
 use veil_round::{
     Action, Coordinator, Counters, EvaluationPlan, KeepModel, PrivacyPlan, Release, Resume,
-    RoundKind, RoundPlan, SecAggPlan, StopReason,
+    RoundKind, RoundPlan, SecAggPlan, StatisticsPlan, StopReason,
 };
 use veil_secagg::messages::{
-    EVALUATION_CLIP_NORM, LocalOptimizer, MessageType, Purpose, ServerMessage, Task, TrainingSpec,
-    evaluation_len,
+    EVALUATION_CLIP_NORM, FeatureSums, LocalOptimizer, MessageType, Purpose, ServerMessage, Task,
+    TrainingSpec, evaluation_len, statistics_len,
 };
 use veil_secagg::{ClientSession, Roster, SiteFloor};
 
@@ -53,6 +53,7 @@ fn plan(n: usize) -> RoundPlan {
         keep_sums: true,
         training: None,
         evaluation: None,
+        statistics: None,
     }
 }
 
@@ -92,6 +93,7 @@ impl Clients {
                 counters: Counters::new(D),
                 model: vec![0.0; D as usize],
                 ledger,
+                standardization: None,
             },
             Box::new(KeepModel),
             [9; 32],
@@ -115,7 +117,26 @@ impl Clients {
             return;
         };
         assert!(self.tasks.contains_key(&id), "the task comes first");
-        let input = zeroize::Zeroizing::new(vec![u64::from(id) + 1; config.dimension as usize]);
+        let task = &self.tasks[&id];
+        let input = match &task.purpose {
+            // A statistics round: each client holds one row, (id, id, …).
+            Purpose::Statistics { row_cap, bounds } => {
+                let mut sums = FeatureSums::new(bounds.len());
+                sums.add(&vec![id as f32; bounds.len()], bounds);
+                let mut values = sums.to_input(*row_cap, bounds);
+                veil_dp::contribution::contribute(
+                    &mut values,
+                    task.clip_norm,
+                    task.scale,
+                    config.ring.bits(),
+                    0.0,
+                    &mut self.rng,
+                )
+                .unwrap()
+                .input
+            }
+            _ => zeroize::Zeroizing::new(vec![u64::from(id) + 1; config.dimension as usize]),
+        };
         let session = ClientSession::new(
             config,
             id,
@@ -342,6 +363,7 @@ fn a_plan_with_privacy_needs_its_ledger_and_a_roster_big_enough() {
         counters: Counters::new(D),
         model: vec![0.0; D as usize],
         ledger: None,
+        standardization: None,
     };
     let err = Coordinator::new(
         p,
@@ -449,6 +471,139 @@ fn evaluation_rounds_follow_every_nth_and_the_last_training_round_and_each_is_ac
     assert!(eval_task.noise_variance > 0.0);
     assert_eq!(
         releases[2].record.ring_bits,
-        p.ring_bits_for(eval_task.purpose).unwrap()
+        p.ring_bits_for(&eval_task.purpose).unwrap()
+    );
+}
+
+fn statistics_plan(features: usize) -> RoundPlan {
+    let mut p = plan(4);
+    p.rounds = 1;
+    p.training = Some(TrainingSpec {
+        architecture: "logistic".into(),
+        features: (0..features).map(|i| format!("x{i}")).collect(),
+        classes: vec!["no".into(), "yes".into()],
+        optimizer: LocalOptimizer::Sgd,
+        epochs: 1,
+        batch_size: 8,
+        learning_rate: 0.1,
+        holdout: 0.0,
+        standardization: None,
+    });
+    p.statistics = Some(StatisticsPlan {
+        row_cap: 100,
+        bounds: vec![10.0; features],
+    });
+    p
+}
+
+#[test]
+fn the_statistics_round_comes_first_and_its_result_is_every_later_task_s_standardisation() {
+    // Three features: a statistics input of 1 + 2·3 = 7 values, one fewer
+    // than D, so a training input is told apart by its length.
+    let mut clients = Clients::new(4);
+    let mut c = clients.coordinator(statistics_plan(3), None);
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    let log = run_until_quiet(&mut c, &mut clients, now, &[]);
+    let releases: Vec<&Release> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Release(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    let kinds: Vec<RoundKind> = releases.iter().map(|r| r.record.kind).collect();
+    assert_eq!(kinds, [RoundKind::Statistics, RoundKind::Train]);
+    // Four rows (0, 0, 0), (1, 1, 1), …: mean 1.5, deviation √1.25.
+    let released = releases[0].standardization.clone().expect("released");
+    for (m, sd) in released.0.iter().zip(&released.1) {
+        assert!((m - 1.5).abs() < 1e-4 && (sd - 1.25_f32.sqrt()).abs() < 1e-4);
+    }
+    assert!(releases[0].model.is_none());
+    assert_eq!(
+        releases[0].record.statistics.as_ref().map(|s| &s.mean),
+        Some(&released.0)
+    );
+    let tasks: Vec<Task> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { message, .. }
+                if MessageType::peek(message) == Some(MessageType::Task) =>
+            {
+                Some(Task::decode(message, 1 << 20).unwrap().1)
+            }
+            _ => None,
+        })
+        .collect();
+    let first = &tasks[0];
+    assert!(matches!(first.purpose, Purpose::Statistics { .. }));
+    assert_eq!(first.input_len(), statistics_len(3));
+    assert!(first.training.as_ref().unwrap().standardization.is_none());
+    let train = tasks.last().unwrap();
+    assert_eq!(train.purpose, Purpose::Train);
+    assert_eq!(
+        train.training.as_ref().unwrap().standardization,
+        Some(released)
+    );
+}
+
+#[test]
+fn a_restarted_server_with_released_statistics_trains_at_once_and_a_plan_without_them_refuses_them()
+{
+    let mut clients = Clients::new(4);
+    let restored = (vec![1.0, 2.0, 3.0], vec![0.5, 0.5, 0.5]);
+    let resume = |standardization| Resume {
+        counters: Counters::new(D),
+        model: vec![0.0; D as usize],
+        ledger: None,
+        standardization,
+    };
+    let mut c = Coordinator::new(
+        statistics_plan(3),
+        clients.roster.clone(),
+        4,
+        resume(Some(restored.clone())),
+        Box::new(KeepModel),
+        [9; 32],
+    )
+    .unwrap();
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    let log = run_until_quiet(&mut c, &mut clients, now, &[]);
+    let kinds: Vec<RoundKind> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Release(r) => Some(r.record.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, [RoundKind::Train]);
+    let task = clients.tasks.values().next().unwrap();
+    assert_eq!(
+        task.training.as_ref().unwrap().standardization,
+        Some(restored.clone())
+    );
+    // Released statistics in the state, and a plan with no statistics
+    // round: refused, naming it.
+    let mut p = statistics_plan(3);
+    p.statistics = None;
+    let err = Coordinator::new(
+        p,
+        clients.roster.clone(),
+        4,
+        resume(Some(restored)),
+        Box::new(KeepModel),
+        [9; 32],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            veil_round::Error::Plan {
+                field: "statistics",
+                ..
+            }
+        ),
+        "{err}"
     );
 }

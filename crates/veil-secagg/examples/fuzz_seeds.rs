@@ -43,7 +43,7 @@ fn main() -> std::io::Result<()> {
     .encode(7);
     std::fs::write(dir.join("decline"), decline)?;
     // Tasks: a model of three values, an empty one, one with a training
-    // spec, an evaluation.
+    // spec, an evaluation, a statistics round.
     let dir = root.join("task_decode");
     std::fs::create_dir_all(&dir)?;
     let task = Task {
@@ -73,6 +73,15 @@ fn main() -> std::io::Result<()> {
         ..veil_secagg::test_vectors::vector_task()
     };
     std::fs::write(dir.join("evaluate"), evaluate.encode(9))?;
-    println!("wrote 2 transcripts, {count} messages, a Decline and 4 tasks under fuzz/seeds/");
+    // A statistics round over its three features.
+    let statistics = Task {
+        purpose: Purpose::Statistics {
+            row_cap: 200,
+            bounds: vec![100.0, 10.0, 200.0],
+        },
+        ..veil_secagg::test_vectors::vector_task()
+    };
+    std::fs::write(dir.join("statistics"), statistics.encode(10))?;
+    println!("wrote 2 transcripts, {count} messages, a Decline and 5 tasks under fuzz/seeds/");
     Ok(())
 }

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use veil_secagg::messages::{
-    HEADER_LEN, LocalOptimizer, MAX_TRAINING_SPEC_LEN, Purpose, TASK_FIXED_LEN, Task, TrainingSpec,
-    evaluation_len, held_out, max_task_len,
+    HEADER_LEN, LocalOptimizer, MAX_PURPOSE_LEN, MAX_TRAINING_SPEC_LEN, Purpose, TASK_FIXED_LEN,
+    Task, TrainingSpec, evaluation_len, held_out, max_task_len, statistics_len,
 };
 use veil_secagg::{DecodeErrorKind, Error};
 
@@ -56,13 +56,13 @@ fn the_encoding_is_the_annotated_layout() {
     assert_eq!(Task::decode(&expected, 4).unwrap(), (ROUND, task()));
     assert_eq!(
         max_task_len(4),
-        HEADER_LEN + TASK_FIXED_LEN + MAX_TRAINING_SPEC_LEN + 16
+        HEADER_LEN + TASK_FIXED_LEN + MAX_PURPOSE_LEN + MAX_TRAINING_SPEC_LEN + 16
     );
-    // The fixed part counts an evaluation's row cap, which a training
-    // task does not carry.
-    assert_eq!(expected.len(), HEADER_LEN + TASK_FIXED_LEN - 4 + 16);
+    // A training purpose is its tag alone.
+    assert_eq!(expected.len(), HEADER_LEN + TASK_FIXED_LEN + 1 + 16);
     assert_eq!(MAX_TRAINING_SPEC_LEN, 1_343_587, "SPEC.md §10.13");
-    assert_eq!(TASK_FIXED_LEN, 42, "SPEC.md §10.13");
+    assert_eq!(MAX_PURPOSE_LEN, 16_393, "SPEC.md §10.13");
+    assert_eq!(TASK_FIXED_LEN, 37, "SPEC.md §10.13");
 }
 
 #[test]
@@ -83,7 +83,7 @@ fn every_cut_or_extension_fails() {
 fn a_model_longer_than_the_client_accepts_is_refused_by_its_count() {
     let mut bytes = task().encode(ROUND);
     // Claim 2^32 - 1 elements: refused from the count, before any buffer.
-    let count = HEADER_LEN + TASK_FIXED_LEN - 4 - 4;
+    let count = HEADER_LEN + TASK_FIXED_LEN + 1 - 4;
     assert_eq!(bytes[count - 1], 0, "no training spec before the count");
     bytes[count..count + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     assert!(matches!(
@@ -258,9 +258,67 @@ fn an_evaluation_task_carries_its_row_cap_and_sums_a_short_input() {
         ("purpose", DecodeErrorKind::OutOfRange)
     );
     let mut unknown = task().encode(ROUND);
-    unknown[HEADER_LEN + 8] = 2;
+    unknown[HEADER_LEN + 8] = 3;
     assert_eq!(
         field_err(Task::decode(&unknown, 4)),
+        ("purpose", DecodeErrorKind::OutOfRange)
+    );
+}
+
+#[test]
+fn a_statistics_task_carries_one_bound_per_feature() {
+    let t = Task {
+        purpose: Purpose::Statistics {
+            row_cap: 300,
+            bounds: vec![2.0, 0.5],
+        },
+        training: Some(spec()),
+        ..task()
+    };
+    let bytes = t.encode(ROUND);
+    assert_eq!(
+        hex::encode(&bytes[HEADER_LEN + 8..HEADER_LEN + 25]),
+        "020000012c00000002400000003f000000",
+        "purpose 2: statistics, row_cap 300, 2 bounds: 2.0, 0.5"
+    );
+    assert_eq!(Task::decode(&bytes, 4).unwrap(), (ROUND, t.clone()));
+    assert_eq!(t.input_len(), statistics_len(2));
+    assert_eq!(statistics_len(2), 5);
+    for cut in 0..bytes.len() {
+        assert!(Task::decode(&bytes[..cut], 4).is_err(), "cut at {cut}");
+    }
+    // A bound of 0 or NaN, or one bound for two features: refused.
+    for (bounds, field) in [
+        (vec![0.0, 1.0], "bounds"),
+        (vec![f32::NAN, 1.0], "bounds"),
+        (vec![1.0], "bounds"),
+    ] {
+        let bad = Task {
+            purpose: Purpose::Statistics {
+                row_cap: 300,
+                bounds,
+            },
+            ..t.clone()
+        };
+        assert_eq!(
+            field_err(Task::decode(&bad.encode(ROUND), 4)),
+            (field, DecodeErrorKind::OutOfRange)
+        );
+    }
+    // A bounds count past the protocol's features is refused from the
+    // count.
+    let mut long = bytes;
+    long[HEADER_LEN + 13..HEADER_LEN + 17].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        field_err(Task::decode(&long, 4)),
+        ("bounds", DecodeErrorKind::TooLong { .. })
+    ));
+    let blind = Task {
+        training: None,
+        ..t
+    };
+    assert_eq!(
+        field_err(Task::decode(&blind.encode(ROUND), 4)),
         ("purpose", DecodeErrorKind::OutOfRange)
     );
 }

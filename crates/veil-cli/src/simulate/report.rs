@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::ProgressBar;
 use serde::Serialize;
-use veil_learn::dataset::Dataset;
+use veil_learn::dataset::{Dataset, Standardizer};
 use veil_learn::eval::{Metrics, evaluate};
 use veil_learn::model::ModelSpec;
 use veil_net::server::RoundReport;
@@ -34,11 +34,16 @@ pub(super) struct RoundRow {
     pub(super) udp_bytes_down_per_client: u64,
 }
 
-/// Evaluates each released model on the held-out rows and records a
+/// Evaluates each released model on the test rows and records a
 /// [`RoundRow`]; drives the progress bar.
 pub(super) struct Recorder {
     pub(super) spec: ModelSpec,
+    /// The test rows, raw.
     pub(super) test: Dataset,
+    /// The test rows standardised as the sites standardise theirs (from the
+    /// start with a pooled standardisation, after the statistics round with
+    /// a secure one).
+    pub(super) standardized: Option<Dataset>,
     pub(super) rows: Arc<Mutex<Vec<RoundRow>>>,
     pub(super) progress: ProgressBar,
     /// With DP-SGD: the largest example-level ε of any client after each
@@ -48,6 +53,21 @@ pub(super) struct Recorder {
 
 impl Recorder {
     pub(super) fn released(&mut self, report: &RoundReport, model: &[f32]) {
+        if let Some(st) = &report.statistics {
+            match Standardizer::from_parts(st.mean.clone(), st.std.clone()) {
+                Ok(scaler) => {
+                    let mut test = self.test.clone();
+                    scaler.apply(&mut test);
+                    self.standardized = Some(test);
+                    self.progress
+                        .set_message(format!("statistics of {:.0} rows released", st.rows));
+                }
+                Err(e) => self
+                    .progress
+                    .set_message(format!("statistics unusable: {e}")),
+            }
+            return;
+        }
         if let Some(found) = &report.evaluation {
             // A secure evaluation of a released round's model: it goes on
             // that round's row; what it spent is the run's ε from now on.
@@ -66,7 +86,8 @@ impl Recorder {
             }
             return;
         }
-        let metrics = evaluate(&self.spec, model, &self.test).unwrap_or(Metrics {
+        let test = self.standardized.as_ref().unwrap_or(&self.test);
+        let metrics = evaluate(&self.spec, model, test).unwrap_or(Metrics {
             loss: f64::NAN,
             accuracy: f64::NAN,
             auc: None,

@@ -37,6 +37,19 @@ pub(crate) enum Transport {
     Memory,
 }
 
+/// Where a simulated run's standardisation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Standardize {
+    /// A secure statistics round before training, as a deployment runs it:
+    /// only the sums of the sites' rows reach the server.
+    Secure,
+    /// Fitted on the pooled training rows: a simulation shortcut, standing
+    /// for statistics the operator knows (a deployment's `[task] mean`,
+    /// `std`).
+    Pooled,
+}
+
 /// Local optimiser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,6 +164,12 @@ pub(crate) struct SimulateArgs {
     /// secure evaluation. Default 0.2 when evaluating, else 0.
     #[arg(long)]
     holdout: Option<f64>,
+    /// Where the standardisation comes from: `secure` (a statistics round
+    /// over the sites' rows) or `pooled` (fitted on all training rows, a
+    /// simulation shortcut). Default: secure without DP; pooled with DP,
+    /// whose noise on a few sites' sums would swamp the statistics.
+    #[arg(long, value_enum)]
+    standardize: Option<Standardize>,
 }
 
 #[cfg(test)]
@@ -171,10 +190,11 @@ pub(super) struct Settings {
     /// The training rows, raw: each site standardises its own share with
     /// the task's standardisation.
     pub(super) train: Dataset,
-    /// The held-out rows, standardised (the server's evaluation).
+    /// The test rows, raw (the simulation's own evaluation of each
+    /// released model, standardised as the sites are).
     pub(super) test: Dataset,
-    /// The standardisation of the rows (fitted on the union of the
-    /// training rows), saved with the model.
+    /// The standardisation fitted on the union of the training rows (used
+    /// with `--standardize pooled`).
     pub(super) scaler: Standardizer,
     pub(super) spec: ModelSpec,
     pub(super) clients: usize,
@@ -198,6 +218,8 @@ pub(super) struct Settings {
     pub(super) evaluate_every: u64,
     /// The fraction of each site's rows held out.
     pub(super) holdout: f64,
+    /// Where the standardisation comes from.
+    pub(super) standardize: Standardize,
 }
 
 fn parse_model(s: &str, inputs: usize, classes: usize) -> Result<ModelSpec, String> {
@@ -274,13 +296,11 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         }
     });
     let (data_name, data, test_idx) = load_data(data_path.as_deref())?;
-    let (train, mut test) = data.split(&test_idx).map_err(|e| e.to_string())?;
-    // Fitted on the union of the training rows (a deployment cannot: the
-    // secure statistics round is open). The sites receive it in the task
-    // and standardise their raw rows with it; the held-out rows are
-    // standardised here for the evaluation.
+    let (train, test) = data.split(&test_idx).map_err(|e| e.to_string())?;
+    // Fitted on the union of the training rows: what `--standardize pooled`
+    // sends the sites (a deployment cannot pool rows; the secure statistics
+    // round is what `--standardize secure` runs instead).
     let scaler = Standardizer::fit(&train);
-    scaler.apply(&mut test);
     let model = pick(args.model.as_ref(), file.model.as_ref(), "logistic".into());
     let spec = parse_model(&model, train.dim(), data.classes)?;
     spec.check().map_err(|e| e.to_string())?;
@@ -308,6 +328,16 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
             "holdout: {holdout} is not in (0, 0.5] (secure evaluation needs held-out rows)"
         ));
     }
+    let dp = pick(args.dp.as_ref(), file.dp.as_ref(), DpMode::Distributed);
+    let standardize = pick(
+        args.standardize.as_ref(),
+        file.standardize.as_ref(),
+        if dp == DpMode::Off {
+            Standardize::Secure
+        } else {
+            Standardize::Pooled
+        },
+    );
     let dropout = pick(args.dropout.as_ref(), file.dropout.as_ref(), 0.0);
     if !(0.0..0.5).contains(&dropout) {
         return Err(format!("dropout: {dropout} is not in [0, 0.5)"));
@@ -395,7 +425,7 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         rounds: pick(args.rounds.as_ref(), file.rounds.as_ref(), 20),
         partition: parse_partition(&partition_text)?,
         partition_text,
-        dp: pick(args.dp.as_ref(), file.dp.as_ref(), DpMode::Distributed),
+        dp,
         epsilon: args.epsilon.or(file.epsilon),
         noise_multiplier: args.noise_multiplier.or(file.noise_multiplier),
         delta: pick(args.delta.as_ref(), file.delta.as_ref(), 1e-5),
@@ -418,5 +448,6 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         ),
         evaluate_every,
         holdout,
+        standardize,
     })
 }

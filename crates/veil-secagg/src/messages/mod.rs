@@ -15,6 +15,7 @@ mod evaluation;
 mod masked_input;
 mod round_config;
 mod share_keys;
+mod statistics;
 mod task;
 mod training;
 mod unmask;
@@ -35,7 +36,8 @@ pub use round_config::session_id;
 pub use share_keys::{
     SEALED_SHARES_LEN, SHARES_PLAINTEXT_LEN, ShareKeys, SharesForYou, SharesPlaintext,
 };
-pub use task::{Purpose, TASK_FIXED_LEN, Task, max_task_len};
+pub use statistics::{FeatureSums, MIN_STD_FRACTION, statistics_len};
+pub use task::{MAX_PURPOSE_LEN, Purpose, TASK_FIXED_LEN, Task, max_task_len};
 pub use training::{
     LocalOptimizer, MAX_ARCHITECTURE_LEN, MAX_CLASSES, MAX_FEATURES, MAX_HOLDOUT, MAX_NAME_LEN,
     MAX_TRAINING_SPEC_LEN, TrainingSpec, held_out,

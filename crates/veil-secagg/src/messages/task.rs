@@ -5,28 +5,33 @@
 use veil_crypto::RoundId;
 
 use super::evaluation::evaluation_len;
-use super::training::{MAX_TRAINING_SPEC_LEN, TrainingSpec};
+use super::statistics::statistics_len;
+use super::training::{MAX_FEATURES, MAX_TRAINING_SPEC_LEN, TrainingSpec};
 use super::{HEADER_LEN, MessageType, put_header, read_header};
 use crate::codec::{Reader, put_count};
 use crate::config::MAX_DIMENSION;
 use crate::error::{DecodeErrorKind, Result};
 
-/// The fixed part of a task's body: `training_round`, the purpose and an
-/// evaluation's row cap, `clip_norm`, `scale`, `noise_variance`, the
-/// training flag and the model's count.
-pub const TASK_FIXED_LEN: usize = 8 + 1 + 4 + 8 + 8 + 8 + 1 + 4;
+/// The fixed part of a task's body: `training_round`, `clip_norm`,
+/// `scale`, `noise_variance`, the training flag and the model's count.
+pub const TASK_FIXED_LEN: usize = 8 + 8 + 8 + 8 + 1 + 4;
+
+/// The longest encoded purpose: its tag, a row cap, and a statistics
+/// round's count and bounds (one per feature).
+pub const MAX_PURPOSE_LEN: usize = 1 + 4 + 4 + 4 * MAX_FEATURES;
 
 /// The longest encoded task whose model has `max_dimension` elements.
 #[must_use]
 pub fn max_task_len(max_dimension: usize) -> usize {
     HEADER_LEN
         .saturating_add(TASK_FIXED_LEN)
+        .saturating_add(MAX_PURPOSE_LEN)
         .saturating_add(MAX_TRAINING_SPEC_LEN)
         .saturating_add(max_dimension.saturating_mul(4))
 }
 
 /// What a round's inputs are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Purpose {
     /// Each site's model update: `d` is the model's length.
@@ -37,6 +42,15 @@ pub enum Purpose {
         /// The held-out rows a site counts at full weight (`>= 1`): counts
         /// are divided by it.
         row_cap: u32,
+    },
+    /// Each site's per-feature count, sum and sum of squares of its
+    /// training rows (§10.15): `d` is `1 + 2·features`.
+    Statistics {
+        /// The rows a site counts at full weight (`>= 1`).
+        row_cap: u32,
+        /// Per feature, the bound its values are clipped to (finite,
+        /// positive).
+        bounds: Vec<f32>,
     },
 }
 
@@ -69,12 +83,13 @@ impl Task {
     /// decoder refuses).
     #[must_use]
     pub fn input_len(&self) -> usize {
-        match self.purpose {
+        match &self.purpose {
             Purpose::Train => self.model.len(),
             Purpose::Evaluate { .. } => self
                 .training
                 .as_ref()
                 .map_or(0, |t| evaluation_len(t.classes.len())),
+            Purpose::Statistics { bounds, .. } => statistics_len(bounds.len()),
         }
     }
 
@@ -85,11 +100,19 @@ impl Task {
         let mut out = Vec::with_capacity(max_task_len(self.model.len()));
         put_header(&mut out, MessageType::Task, round);
         out.extend_from_slice(&self.training_round.to_be_bytes());
-        match self.purpose {
+        match &self.purpose {
             Purpose::Train => out.push(0),
             Purpose::Evaluate { row_cap } => {
                 out.push(1);
                 out.extend_from_slice(&row_cap.to_be_bytes());
+            }
+            Purpose::Statistics { row_cap, bounds } => {
+                out.push(2);
+                out.extend_from_slice(&row_cap.to_be_bytes());
+                put_count(&mut out, bounds.len());
+                for b in bounds {
+                    out.extend_from_slice(&b.to_bits().to_be_bytes());
+                }
             }
         }
         for v in [self.clip_norm, self.scale, self.noise_variance] {
@@ -118,8 +141,9 @@ impl Task {
     /// `max_dimension` (refused from its count, before allocation), a clip
     /// norm or scale that is not finite and positive, a noise variance that
     /// is not finite and non-negative, a model element that is not finite,
-    /// an unknown purpose, an evaluation with a row cap of 0 or without a
-    /// training spec.
+    /// an unknown purpose, an evaluation or statistics round with a row cap
+    /// of 0 or without a training spec, statistics bounds that are not
+    /// finite and positive or not one per feature.
     pub fn decode(bytes: &[u8], max_dimension: usize) -> Result<(RoundId, Self)> {
         let mut r = Reader::new(bytes, "task");
         let (ty, round) = read_header(&mut r)?;
@@ -129,10 +153,26 @@ impl Task {
         let training_round = r.u64("training_round")?;
         let purpose = match r.u8("purpose")? {
             0 => Purpose::Train,
-            1 => match r.u32("row_cap")? {
-                0 => return Err(r.err("row_cap", DecodeErrorKind::OutOfRange)),
-                row_cap => Purpose::Evaluate { row_cap },
-            },
+            tag @ (1 | 2) => {
+                let row_cap = r.u32("row_cap")?;
+                if row_cap == 0 {
+                    return Err(r.err("row_cap", DecodeErrorKind::OutOfRange));
+                }
+                if tag == 1 {
+                    Purpose::Evaluate { row_cap }
+                } else {
+                    let count = r.count("bounds", MAX_FEATURES, 4)?;
+                    let mut bounds = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        let b = f32::from_bits(r.u32("bounds")?);
+                        if !(b.is_finite() && b > 0.0) {
+                            return Err(r.err("bounds", DecodeErrorKind::OutOfRange));
+                        }
+                        bounds.push(b);
+                    }
+                    Purpose::Statistics { row_cap, bounds }
+                }
+            }
             _ => return Err(r.err("purpose", DecodeErrorKind::OutOfRange)),
         };
         let clip_norm = f64::from_bits(r.u64("clip_norm")?);
@@ -143,8 +183,13 @@ impl Task {
             1 => Some(TrainingSpec::decode(&mut r)?),
             _ => return Err(r.err("training", DecodeErrorKind::OutOfRange)),
         };
-        if matches!(purpose, Purpose::Evaluate { .. }) && training.is_none() {
-            return Err(r.err("purpose", DecodeErrorKind::OutOfRange));
+        match (&purpose, &training) {
+            (Purpose::Train, _) => {}
+            (_, None) => return Err(r.err("purpose", DecodeErrorKind::OutOfRange)),
+            (Purpose::Statistics { bounds, .. }, Some(t)) if bounds.len() != t.features.len() => {
+                return Err(r.err("bounds", DecodeErrorKind::OutOfRange));
+            }
+            _ => {}
         }
         let max = max_dimension.min(MAX_DIMENSION as usize);
         let count = r.count("model", max, 4)?;
