@@ -12,7 +12,9 @@
 # everything: certs/, the three sites' files, the server's state/.
 #
 # VEIL names the veil binary (default: target/release/veil, built if
-# missing). ROUNDS (default 20) and EPSILON (default 8) set the run.
+# missing). ROUNDS (default 20) and EPSILON (default 8) set the run;
+# EPSILON=off runs without differential privacy, and then with the secure
+# statistics round and secure evaluation (below).
 #
 # Step by step, as three hospitals and a coordinator would do it:
 #  1. the coordinator makes the deployment CA and its server certificate;
@@ -26,9 +28,15 @@
 #  5. each site runs `veil client --data its.csv`; the server runs rounds
 #     until the budget's rounds are done, writing checkpoint.safetensors;
 #  6. `veil predict` scores the held-out rows.
-# One shortcut of this demo: the per-feature means and deviations in the
-# task are computed here from the pooled training rows (the secure
-# statistics round that a real deployment needs is not there yet).
+# Standardisation: with EPSILON=off, a secure statistics round gives it
+# (each site sends only its masked sums; the bounds, each feature's range,
+# are taken here as the power of ten above its largest value: an operator
+# knows its columns' ranges), and every fifth round a secure evaluation
+# scores the model on the rows each site holds out (rounds.jsonl). With
+# DP on, the noise on three sites' sums would swamp both, so the demo takes
+# the per-feature means and deviations from the pooled training rows (a
+# shortcut: a deployment would use known values) and evaluates only at the
+# end, with `veil predict`.
 set -euo pipefail
 
 DATA=${1:?usage: examples/three-sites.sh DATA.csv [OUT_DIR]}
@@ -60,10 +68,18 @@ done
 # above).
 features=$(echo "$header" | tr ',' '\n' | grep -vx label | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')
 classes=$(awk -F, '{ print $NF }' train-rows.csv | sort -u | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')
-stats=$(awk -F, '{ for (i = 1; i < NF; i++) { s[i] += $i; q[i] += $i * $i } n++; k = NF - 1 }
-    END { for (i = 1; i <= k; i++) { m = s[i] / n; v = q[i] / n - m * m; d = (v > 1e-12 ? sqrt(v) : 1);
-        mean = mean (i > 1 ? ", " : "") sprintf("%.6g", m); sd = sd (i > 1 ? ", " : "") sprintf("%.6g", d) }
-        print "mean = [" mean "]"; print "std = [" sd "]" }' train-rows.csv)
+if [ "$EPSILON" = off ]; then
+    stats=$(awk -F, '{ for (i = 1; i < NF; i++) { a = ($i < 0 ? -$i : $i); if (a > b[i]) b[i] = a } k = NF - 1 }
+        END { for (i = 1; i <= k; i++) { p = 1; while (p < b[i]) p *= 10; while (p / 10 >= b[i] && p > 1e-6) p /= 10;
+            bounds = bounds (i > 1 ? ", " : "") sprintf("%.6g", p) }
+            print "holdout = 0.2"; print "[statistics]"; print "bounds = [" bounds "]";
+            print "[evaluation]"; print "every = 5" }' train-rows.csv)
+else
+    stats=$(awk -F, '{ for (i = 1; i < NF; i++) { s[i] += $i; q[i] += $i * $i } n++; k = NF - 1 }
+        END { for (i = 1; i <= k; i++) { m = s[i] / n; v = q[i] / n - m * m; d = (v > 1e-12 ? sqrt(v) : 1);
+            mean = mean (i > 1 ? ", " : "") sprintf("%.6g", m); sd = sd (i > 1 ? ", " : "") sprintf("%.6g", d) }
+            print "mean = [" mean "]"; print "std = [" sd "]" }' train-rows.csv)
+fi
 dimension_hint=$(echo "$header" | tr ',' '\n' | grep -vxc label)
 
 # 1-3: the CA, the server certificate, and each site's keys, enrolled.
@@ -80,9 +96,13 @@ done
 # the 3 sites' shares, over the logistic model's parameters.
 port=${PORT:-$((20000 + RANDOM % 20000))}
 params=$((dimension_hint + 1))
-z=$("$VEIL" privacy calibrate --epsilon "$EPSILON" --delta 1e-5 --sampling-rate 1 \
-    --rounds "$ROUNDS" --clip-norm 0.3 --min-survivors 3 --dimension "$params" --scale 218453 --json |
-    grep '"noise_multiplier"' | sed 's/.*: *\([0-9.eE+-]*\).*/\1/')
+privacy=""
+if [ "$EPSILON" != off ]; then
+    z=$("$VEIL" privacy calibrate --epsilon "$EPSILON" --delta 1e-5 --sampling-rate 1 \
+        --rounds "$ROUNDS" --clip-norm 0.3 --min-survivors 3 --dimension "$params" --scale 218453 --json |
+        grep '"noise_multiplier"' | sed 's/.*: *\([0-9.eE+-]*\).*/\1/')
+    privacy=$(printf '[privacy]\nnoise_multiplier = %s\ndelta = 1e-5\nbudget = %s.001' "$z" "$EPSILON")
+fi
 cat > server.toml <<EOF
 listen = "127.0.0.1:$port"
 state_dir = "state"
@@ -101,10 +121,7 @@ clip_norm = 0.3
 scale = 218453.0
 [secagg]
 complete_graph_threshold = 3
-[privacy]
-noise_multiplier = $z
-delta = 1e-5
-budget = $EPSILON.001
+$privacy
 [task]
 model = "logistic"
 features = [$features]
@@ -143,5 +160,11 @@ if ! wait "$server"; then
 fi
 wait
 
-# 6: the model on the held-out rows.
+# 6: the model on the held-out rows, and what the secure evaluations found.
+if grep -q '"kind":"evaluate"' state/rounds.jsonl; then
+    echo "secure evaluations (accuracy on the rows the sites held out, by round):"
+    grep '"kind":"evaluate"' state/rounds.jsonl |
+        sed 's/.*"training_round":\([0-9]*\).*"accuracy":\([0-9.eE+-]*\).*"auc":\([0-9.eE+-]*\|null\).*/\1 \2 \3/' |
+        awk '{ printf "  round %s: accuracy %.4f, ROC-AUC %s\n", $1, $2, ($3 == "null" ? "-" : sprintf("%.4f", $3)) }'
+fi
 "$VEIL" predict --model state/checkpoint.safetensors --data test.csv

@@ -369,12 +369,15 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     if let Some(row) = rows.iter().rev().find(|r| r.secure_accuracy.is_some()) {
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
         text += &format!(
-            "secure evaluation of round {} on the sites' held-out rows ({} of each site's rows; only the sums left the sites): accuracy {}, ROC-AUC {}, loss {}\n",
+            "secure evaluation of round {} on the sites' held-out rows ({} of each site's rows; only the sums left the sites): accuracy {}, ROC-AUC {}, loss {}{}\n",
             row.round,
             s.holdout,
             opt(row.secure_accuracy),
             opt(row.secure_auc),
-            opt(row.secure_loss)
+            opt(row.secure_loss),
+            row.secure_count_noise
+                .map(|n| format!(" (with DP: noise of std {n:.0} rows on each count)"))
+                .unwrap_or_default()
         );
     }
     text += &match (s.dp, last.epsilon, privacy) {

@@ -933,6 +933,11 @@ impl Coordinator {
                 accuracy: counts.accuracy(),
                 loss: counts.mean_loss(),
                 auc: counts.auc(),
+                count_noise_std: self.plan.privacy.map(|p| {
+                    p.noise_multiplier
+                        * veil_secagg::messages::EVALUATION_CLIP_NORM
+                        * f64::from(row_cap)
+                }),
             };
             info!(
                 round = config.round,
@@ -942,6 +947,7 @@ impl Coordinator {
                 accuracy = found.accuracy,
                 loss = found.loss,
                 auc = found.auc,
+                count_noise_std = found.count_noise_std,
                 "evaluation released"
             );
             record.evaluation = Some(found);

@@ -98,6 +98,10 @@ pub struct EvaluationRecord {
     pub loss: Option<f64>,
     /// ROC-AUC from the 20-bin score histograms (binary tasks).
     pub auc: Option<f64>,
+    /// With privacy on, the standard deviation of the noise on each count
+    /// (rows, correct, each histogram bin): `2 · z · row_cap`. Counts of
+    /// that order are noise.
+    pub count_noise_std: Option<f64>,
 }
 
 /// One round, as `rounds.jsonl` records it.

@@ -26,6 +26,8 @@ pub(super) struct RoundRow {
     pub(super) secure_accuracy: Option<f64>,
     pub(super) secure_auc: Option<f64>,
     pub(super) secure_loss: Option<f64>,
+    /// With DP, the noise (standard deviation, rows) on each of its counts.
+    pub(super) secure_count_noise: Option<f64>,
     pub(super) epsilon: Option<f64>,
     pub(super) ms: u64,
     pub(super) bytes_up_per_client: u64,
@@ -80,6 +82,7 @@ impl Recorder {
                 row.secure_accuracy = found.accuracy;
                 row.secure_auc = found.auc;
                 row.secure_loss = found.loss;
+                row.secure_count_noise = found.count_noise_std;
                 if report.epsilon.is_some() {
                     row.epsilon = report.epsilon;
                 }
@@ -103,6 +106,7 @@ impl Recorder {
             secure_accuracy: None,
             secure_auc: None,
             secure_loss: None,
+            secure_count_noise: None,
             epsilon: report.epsilon.or_else(|| {
                 usize::try_from(report.training_round)
                     .ok()
