@@ -1201,3 +1201,55 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     let log = dep.log("server.log");
     assert_eq!(log.matches("evaluation released").count(), 2, "{log}");
 }
+
+#[test]
+fn a_discarded_sum_is_announced_and_its_clients_count_the_round_as_failed() {
+    // With privacy, a sum of fewer than min_clients = 5 contributions is
+    // discarded. Five clients start; one goes silent after its shares, so
+    // the round completes with 4 (the quorum and t = 3 allow it) and the
+    // server must not release it. It tells the 4: their round did not
+    // count. Client-5 then comes back and the next round is released.
+    let dep = Deployment::new(5);
+    dep.write_server_config(&ServerSettings {
+        rounds: 1,
+        threshold: 3,
+        min_clients: 5,
+        privacy: true,
+        ..ServerSettings::default()
+    });
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients[..4]
+        .iter()
+        .map(|c| dep.spawn_client(c))
+        .collect();
+    kill_at(&dep, "client-5", "share-keys");
+    dep.wait_for("the first round to end", || !dep.rounds().is_empty());
+    let rounds = dep.rounds();
+    assert_eq!(rounds[0]["outcome"], "discarded", "{rounds:?}");
+    assert_eq!(ids(&rounds[0], "included"), vec![0, 1, 2, 3]);
+    clients.push(dep.spawn_client("client-5"));
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}\n{}", dep.log("server.log"));
+    assert_eq!(released(&dep.rounds()).len(), 1);
+    // One ledger line: the discarded round spent nothing.
+    let ledger = std::fs::read_to_string(dep.path().join("state/ledger.jsonl")).unwrap();
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+    for (i, child) in clients.iter_mut().enumerate() {
+        let (ok, out) = dep.wait_exit(child, "client");
+        assert!(ok, "{out}");
+        let name = &dep.clients[i];
+        let log = dep.log(&format!("{name}.log"));
+        if i < 4 {
+            assert!(log.contains("discarded the round's sum"), "{name}: {log}");
+            assert!(
+                out.contains("1 rounds completed, 1 failed"),
+                "{name}: {out}"
+            );
+        } else {
+            assert!(
+                out.contains("1 rounds completed, 0 failed"),
+                "{name}: {out}"
+            );
+        }
+    }
+}

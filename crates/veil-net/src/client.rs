@@ -17,8 +17,8 @@ use veil_crypto::ParticipantId;
 use veil_crypto::RoundId;
 use veil_crypto::sign::IdentitySigningKey;
 use veil_secagg::messages::{
-    ClientMessage, Decline, DeclineReason, MAX_ROUND_CONFIG_LEN, MessageType, ServerMessage, Task,
-    max_server_message_len, max_task_len,
+    ABORT_DISCARDED, ClientMessage, Decline, DeclineReason, MAX_ROUND_CONFIG_LEN, MessageType,
+    ServerMessage, Task, max_server_message_len, max_task_len,
 };
 use veil_secagg::{ClientEvent, ClientSession, Roster, RoundConfig, SiteFloor};
 
@@ -225,6 +225,7 @@ pub async fn run_client(
         rng: ChaCha20Rng::from_rng(&mut rand::rng()),
         completed: 0,
         failed: 0,
+        last_completed: None,
     };
     let result = tokio::select! {
         r = worker.run(&endpoint, source) => r,
@@ -322,6 +323,8 @@ struct Worker<'a> {
     rng: ChaCha20Rng,
     completed: u64,
     failed: u64,
+    /// The round this client last completed, until the next one starts.
+    last_completed: Option<RoundId>,
 }
 
 /// Why this client does not take part in a round; the server is told the
@@ -543,6 +546,12 @@ impl Worker<'_> {
                         }
                     }
                 }
+                ReadEvent::Frame(FrameKind::SecAgg, bytes)
+                    if session.is_none()
+                        && MessageType::peek(&bytes) == Some(MessageType::Abort) =>
+                {
+                    self.discarded(&bytes);
+                }
                 ReadEvent::Frame(FrameKind::SecAgg, bytes) => {
                     if self.fault_fires(&bytes) {
                         return Ended::Stalled;
@@ -689,6 +698,32 @@ impl Worker<'_> {
         self.completed == 0 && MessageType::peek(bytes) == Some(fault.point())
     }
 
+    /// An `Abort` between rounds: with code 10 for the round this client
+    /// last completed, the server discarded that round's sum (SPEC.md
+    /// §10.4), and it counts as failed, not completed.
+    fn discarded(&mut self, bytes: &[u8]) {
+        let Ok((round, ServerMessage::Abort(abort))) = ServerMessage::decode(bytes, None) else {
+            debug!(id = self.id, "malformed abort between rounds ignored");
+            return;
+        };
+        if abort.code == ABORT_DISCARDED && self.last_completed == Some(round) {
+            self.last_completed = None;
+            self.completed = self.completed.saturating_sub(1);
+            self.failed = self.failed.saturating_add(1);
+            warn!(
+                id = self.id,
+                round, "the server discarded the round's sum: it counts as failed"
+            );
+        } else {
+            debug!(
+                id = self.id,
+                round,
+                code = abort.code,
+                "abort between rounds ignored"
+            );
+        }
+    }
+
     /// Sends what the session queued and handles its events; `Some` ends
     /// the connection.
     fn pump(
@@ -715,6 +750,7 @@ impl Worker<'_> {
             match event {
                 ClientEvent::Completed => {
                     self.completed = self.completed.saturating_add(1);
+                    self.last_completed = Some(s.round());
                     info!(id = self.id, round = s.round(), "round completed");
                     finished = true;
                 }

@@ -21,7 +21,8 @@ use veil_crypto::ParticipantId;
 use veil_crypto::prg::RingBits;
 use veil_dp::ledger::Ledger;
 use veil_secagg::messages::{
-    EvaluationCounts, FeatureSums, Purpose, Task, max_client_message_len, peek_header,
+    ABORT_DISCARDED, Abort, EvaluationCounts, FeatureSums, Purpose, ServerMessage, Task,
+    max_client_message_len, peek_header,
 };
 use veil_secagg::{Phase, Roster, RoundConfig, RoundResult, ServerEvent, ServerSession};
 
@@ -804,6 +805,25 @@ impl Coordinator {
         self.finish(*flight, outcome, now)
     }
 
+    /// Tells each participant whose input was in a discarded sum that the
+    /// round did not count (SPEC.md §10.4, code 10).
+    fn tell_discarded(&mut self, round: u64, included: &[ParticipantId]) {
+        let message = Arc::new(
+            ServerMessage::Abort(Abort {
+                code: ABORT_DISCARDED,
+            })
+            .encode(round),
+        );
+        for to in included {
+            if self.pool.contains(to) {
+                self.actions.push_back(Action::Send {
+                    to: *to,
+                    message: Arc::clone(&message),
+                });
+            }
+        }
+    }
+
     fn finish(
         &mut self,
         flight: Flight,
@@ -862,6 +882,7 @@ impl Coordinator {
             record.outcome = Outcome::Discarded;
             record.detail = Some(why);
             self.failed_rounds = self.failed_rounds.saturating_add(1);
+            self.tell_discarded(config.round, &result.included);
             self.actions.push_back(Action::Ended(Box::new(record)));
             return Ok(());
         }
@@ -891,6 +912,7 @@ impl Coordinator {
                 record.outcome = Outcome::Discarded;
                 record.detail = Some("the sums count no rows".into());
                 self.failed_rounds = self.failed_rounds.saturating_add(1);
+                self.tell_discarded(config.round, &result.included);
                 self.actions.push_back(Action::Ended(Box::new(record)));
                 return Ok(());
             };

@@ -3,8 +3,14 @@
 use crate::codec::Reader;
 use crate::error::Result;
 
+/// The code of an `Abort` the server sends, after a round completed, to
+/// each participant whose input was in the sum, when it discards the sum
+/// unreleased (fewer contributions than the noise is sized for, or a
+/// statistics sum of no rows): the round did not count.
+pub const ABORT_DISCARDED: u8 = 10;
+
 /// The round is over for the receiving client; `code` is
-/// [`crate::Error::abort_code`] of the reason.
+/// [`crate::Error::abort_code`] of the reason, or [`ABORT_DISCARDED`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abort {
     /// Why, as a wire code.

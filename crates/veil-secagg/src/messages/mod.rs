@@ -21,7 +21,7 @@ mod training;
 mod unmask;
 
 pub use crate::tags::DeclineReason;
-pub use abort::Abort;
+pub use abort::{ABORT_DISCARDED, Abort};
 pub use advertise::{AdvertiseKeys, NeighbourKeys};
 pub use bounds::{MAX_ROUND_CONFIG_LEN, max_client_message_len, max_server_message_len};
 pub use consistency::{
