@@ -14,7 +14,8 @@
 # VEIL names the veil binary (default: target/release/veil, built if
 # missing). ROUNDS (default 20) and EPSILON (default 8) set the run;
 # EPSILON=off runs without differential privacy, and then with the secure
-# statistics round and secure evaluation (below).
+# statistics round and secure evaluation (below). MODEL (default logistic;
+# mlp:W1,W2,… or cnn:C for square image rows) is the task's model.
 #
 # Step by step, as three hospitals and a coordinator would do it:
 #  1. the coordinator makes the deployment CA and its server certificate;
@@ -43,6 +44,12 @@ DATA=${1:?usage: examples/three-sites.sh DATA.csv [OUT_DIR]}
 OUT=${2:-$(mktemp -d /tmp/veil-three-sites.XXXXXX)}
 ROUNDS=${ROUNDS:-20}
 EPSILON=${EPSILON:-8}
+MODEL=${MODEL:-logistic}
+if [ "$MODEL" != logistic ] && [ "$EPSILON" != off ]; then
+    # The calibration below counts a binary logistic model's parameters.
+    echo "MODEL=$MODEL needs EPSILON=off in this demo" >&2
+    exit 2
+fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VEIL=${VEIL:-$ROOT/target/release/veil}
 if [ ! -x "$VEIL" ]; then
@@ -70,7 +77,7 @@ features=$(echo "$header" | tr ',' '\n' | grep -vx label | awk '{ printf "%s\"%s
 classes=$(awk -F, '{ print $NF }' train-rows.csv | sort -u | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')
 if [ "$EPSILON" = off ]; then
     stats=$(awk -F, '{ for (i = 1; i < NF; i++) { a = ($i < 0 ? -$i : $i); if (a > b[i]) b[i] = a } k = NF - 1 }
-        END { for (i = 1; i <= k; i++) { p = 1; while (p < b[i]) p *= 10; while (p / 10 >= b[i] && p > 1e-6) p /= 10;
+        END { for (i = 1; i <= k; i++) { p = 1; while (p < b[i]) p *= 10; while (b[i] > 0 && p / 10 >= b[i] && p > 1e-6) p /= 10;
             bounds = bounds (i > 1 ? ", " : "") sprintf("%.6g", p) }
             print "holdout = 0.2"; print "[statistics]"; print "bounds = [" bounds "]";
             print "[evaluation]"; print "every = 5" }' train-rows.csv)
@@ -123,7 +130,7 @@ scale = 218453.0
 complete_graph_threshold = 3
 $privacy
 [task]
-model = "logistic"
+model = "$MODEL"
 features = [$features]
 classes = [$classes]
 epochs = 5
@@ -164,7 +171,7 @@ wait
 if grep -q '"kind":"evaluate"' state/rounds.jsonl; then
     echo "secure evaluations (accuracy on the rows the sites held out, by round):"
     grep '"kind":"evaluate"' state/rounds.jsonl |
-        sed 's/.*"training_round":\([0-9]*\).*"accuracy":\([0-9.eE+-]*\).*"auc":\([0-9.eE+-]*\|null\).*/\1 \2 \3/' |
+        sed 's/.*"training_round":\([0-9]*\).*"accuracy":\([0-9.eE+-]*\).*"auc":\(null\|[0-9.eE+-]*\).*/\1 \2 \3/' |
         awk '{ printf "  round %s: accuracy %.4f, ROC-AUC %s\n", $1, $2, ($3 == "null" ? "-" : sprintf("%.4f", $3)) }'
 fi
 "$VEIL" predict --model state/checkpoint.safetensors --data test.csv

@@ -293,3 +293,78 @@ fn the_in_memory_transport_runs_the_same_rounds_and_skips_dropouts_at_once() {
         "someone sat a round out: {included:?}"
     );
 }
+
+#[test]
+fn without_dp_the_standardisation_comes_from_the_secure_statistics_round_and_evaluation_is_secure()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &[
+            "--rounds",
+            "4",
+            "--dp",
+            "off",
+            "--transport",
+            "memory",
+            "--evaluate-every",
+            "2",
+            "--out",
+            "run",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("secure evaluation of round 4"), "{out}");
+    let run = dir.path().join("run");
+    // The statistics round's standardisation is the pooled training rows'
+    // (less each site's held-out fifth), which no process held.
+    let state = run.join("state");
+    let (mean, std): (Vec<f64>, Vec<f64>) =
+        serde_json::from_str(&std::fs::read_to_string(state.join("standardization.json")).unwrap())
+            .unwrap();
+    let rounds: Vec<serde_json::Value> = std::fs::read_to_string(state.join("rounds.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rounds[0]["kind"], "statistics");
+    let rows = rounds[0]["statistics"]["rows"].as_f64().unwrap();
+    // 455 training rows, 20 sites, each holding out a fifth (rounded down).
+    assert!((340.0..=380.0).contains(&rows), "{rows}");
+    let csv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/breast_cancer.csv"
+    ))
+    .unwrap();
+    let values: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    // Every feature's mean is within half a deviation of all rows' (the
+    // split and the held-out rows aside), and positive deviations.
+    for j in 0..mean.len() {
+        let m = values.iter().map(|r| r[j]).sum::<f64>() / values.len() as f64;
+        let sd =
+            (values.iter().map(|r| (r[j] - m).powi(2)).sum::<f64>() / values.len() as f64).sqrt();
+        assert!(
+            (mean[j] - m).abs() < 0.5 * sd,
+            "feature {j}: {} vs {m}",
+            mean[j]
+        );
+        assert!(std[j] > 0.5 * sd && std[j] < 1.5 * sd, "feature {j}");
+    }
+    // The secure evaluations of rounds 2 and 4, in metrics.csv and plotted.
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|c| *c == "secure_accuracy").unwrap();
+    let secure: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(col).unwrap())
+        .collect();
+    assert!(secure[0].is_empty() && secure[2].is_empty(), "{secure:?}");
+    let acc: f64 = secure[3].parse().unwrap();
+    assert!(acc > 0.8, "{secure:?}");
+    assert!(run.join("secure_evaluation.png").exists());
+}

@@ -60,15 +60,21 @@ fn evaluation_row_cap(parts: &[Vec<usize>], holdout: f64) -> u32 {
 }
 
 /// Each feature's bound for the statistics round: the largest magnitude in
-/// the training rows (in a deployment, the operator's known range).
+/// the training rows, or 1 for a column of zeros (in a deployment, the
+/// operator's known range).
 fn feature_bounds(train: &veil_learn::dataset::Dataset) -> Vec<f32> {
     let d = train.dim().max(1);
-    let mut bounds = vec![f32::MIN_POSITIVE; train.dim()];
+    let mut bounds = vec![0.0_f32; train.dim()];
     for (i, x) in train.features.iter().enumerate() {
         if let Some(b) = bounds.get_mut(i % d)
             && x.is_finite()
         {
             *b = b.max(x.abs());
+        }
+    }
+    for b in &mut bounds {
+        if *b <= f32::EPSILON {
+            *b = 1.0;
         }
     }
     bounds
@@ -349,6 +355,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         match &s.spec.architecture {
             Architecture::Logistic => "logistic regression".to_owned(),
             Architecture::Mlp { hidden } => format!("MLP {hidden:?}"),
+            Architecture::Cnn { channels } => format!("CNN ({channels} 3x3 kernels)"),
         },
         summary.released_rounds,
         match s.transport {

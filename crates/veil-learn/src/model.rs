@@ -1,10 +1,13 @@
 //! Models: logistic regression (binary with one logit, softmax for more
-//! classes) and a multi-layer perceptron with ReLU hidden layers.
+//! classes), a multi-layer perceptron with ReLU hidden layers, and a small
+//! convolutional network for square image rows (`data/digits.csv`, 8×8).
 //!
 //! **Flat order** (the secure-aggregation vector, SPEC-independent but
-//! fixed): for each linear layer `i = 0, 1, …` from input to output, its
-//! weight `layer{i}.weight` of shape `[out, in]` in row-major order, then
-//! its bias `layer{i}.bias` of shape `[out]`.
+//! fixed): for the convolutional model first its kernel `conv0.weight`
+//! `[channels, 1, 3, 3]` and `conv0.bias` `[channels]`; then for each
+//! linear layer `i = 0, 1, …` from input to output, its weight
+//! `layer{i}.weight` of shape `[out, in]` in row-major order, then its bias
+//! `layer{i}.bias` of shape `[out]`.
 
 use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
@@ -23,13 +26,21 @@ pub enum Architecture {
         /// Hidden layer widths, input side first.
         hidden: Vec<usize>,
     },
+    /// For rows that are a square image (`side × side` features, `side`
+    /// even, row-major): a 3×3 convolution with `channels` kernels (padding
+    /// 1), ReLU, 2×2 max pooling, and one linear layer to the outputs.
+    Cnn {
+        /// Convolution kernels, `1..=256`.
+        channels: usize,
+    },
 }
 
 impl core::fmt::Display for Architecture {
-    /// `logistic`, or `mlp:W1,W2,…`.
+    /// `logistic`, `mlp:W1,W2,…`, or `cnn:C`.
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Logistic => f.write_str("logistic"),
+            Self::Cnn { channels } => write!(f, "cnn:{channels}"),
             Self::Mlp { hidden } => {
                 let widths: Vec<String> = hidden.iter().map(ToString::to_string).collect();
                 write!(f, "mlp:{}", widths.join(","))
@@ -41,13 +52,26 @@ impl core::fmt::Display for Architecture {
 impl core::str::FromStr for Architecture {
     type Err = Error;
 
-    /// Parses `logistic` or `mlp:W1,W2,…` (positive widths, at most 16
-    /// layers of at most 65536).
+    /// Parses `logistic`, `mlp:W1,W2,…` (positive widths, at most 16
+    /// layers of at most 65536) or `cnn:C` (1 to 256 kernels).
     fn from_str(s: &str) -> Result<Self> {
         if s == "logistic" {
             return Ok(Self::Logistic);
         }
-        let bad = || Error::Config(format!("model {s:?}: use `logistic` or `mlp:W1,W2,…`"));
+        if let Some(c) = s.strip_prefix("cnn:") {
+            return c
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|c| (1..=256).contains(c))
+                .map(|channels| Self::Cnn { channels })
+                .ok_or_else(|| Error::Config(format!("model {s:?}: cnn:C with C in 1..=256")));
+        }
+        let bad = || {
+            Error::Config(format!(
+                "model {s:?}: use `logistic`, `mlp:W1,W2,…` or `cnn:C`"
+            ))
+        };
         let widths = s.strip_prefix("mlp:").ok_or_else(bad)?;
         let hidden = widths
             .split(',')
@@ -86,12 +110,26 @@ impl ModelSpec {
         if self.classes <= 2 { 1 } else { self.classes }
     }
 
-    /// `(in, out)` of each linear layer.
+    /// The side of a square image row (`None` unless `inputs` is the
+    /// square of an even number).
+    #[must_use]
+    pub fn image_side(&self) -> Option<usize> {
+        let side = self.inputs.isqrt();
+        (side >= 2 && side * side == self.inputs && side.is_multiple_of(2)).then_some(side)
+    }
+
+    /// `(in, out)` of each linear layer (after the convolution, for the
+    /// convolutional model).
     #[must_use]
     pub fn layers(&self) -> Vec<(usize, usize)> {
         let mut widths = vec![self.inputs];
-        if let Architecture::Mlp { hidden } = &self.architecture {
-            widths.extend(hidden);
+        match &self.architecture {
+            Architecture::Mlp { hidden } => widths.extend(hidden),
+            Architecture::Cnn { channels } => {
+                let half = self.image_side().unwrap_or(0) / 2;
+                widths = vec![channels * half * half];
+            }
+            Architecture::Logistic => {}
         }
         widths.push(self.outputs());
         widths.windows(2).map(|w| (w[0], w[1])).collect()
@@ -100,22 +138,27 @@ impl ModelSpec {
     /// The named tensors and their shapes, in flat order.
     #[must_use]
     pub fn tensors(&self) -> Vec<(String, Vec<usize>)> {
-        self.layers()
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &(inp, out))| {
-                [
-                    (format!("layer{i}.weight"), vec![out, inp]),
-                    (format!("layer{i}.bias"), vec![out]),
-                ]
-            })
-            .collect()
+        let mut out = Vec::new();
+        if let Architecture::Cnn { channels } = &self.architecture {
+            out.push(("conv0.weight".to_owned(), vec![*channels, 1, 3, 3]));
+            out.push(("conv0.bias".to_owned(), vec![*channels]));
+        }
+        out.extend(self.layers().iter().enumerate().flat_map(|(i, &(inp, o))| {
+            [
+                (format!("layer{i}.weight"), vec![o, inp]),
+                (format!("layer{i}.bias"), vec![o]),
+            ]
+        }));
+        out
     }
 
     /// The number of parameters, the length of the flat vector.
     #[must_use]
     pub fn num_params(&self) -> usize {
-        self.layers().iter().map(|(i, o)| i * o + o).sum()
+        self.tensors()
+            .iter()
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum()
     }
 
     /// Checks the spec.
@@ -133,25 +176,39 @@ impl ModelSpec {
         {
             return Err(Error::Config("a hidden layer needs width >= 1".into()));
         }
+        if let Architecture::Cnn { channels } = &self.architecture {
+            if self.image_side().is_none() {
+                return Err(Error::Config(format!(
+                    "a cnn needs square image rows of an even side (16, 64, 256, … features), not {}",
+                    self.inputs
+                )));
+            }
+            if !(1..=256).contains(channels) {
+                return Err(Error::Config("a cnn needs 1 to 256 kernels".into()));
+            }
+        }
         Ok(())
     }
 
-    /// Initial parameters: zeros for logistic regression; for an MLP,
-    /// weights uniform in `±1/sqrt(in)` (PyTorch's default) from `seed`,
-    /// biases zero.
+    /// Initial parameters: zeros for logistic regression; for an MLP or a
+    /// CNN, each weight uniform in `±1/sqrt(fan_in)` (PyTorch's default)
+    /// from `seed`, biases zero.
     #[must_use]
     pub fn init(&self, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut out = Vec::with_capacity(self.num_params());
-        let random = matches!(self.architecture, Architecture::Mlp { .. });
-        for (inp, o) in self.layers() {
+        let random = !matches!(self.architecture, Architecture::Logistic);
+        for (_, shape) in self.tensors() {
+            let n: usize = shape.iter().product();
+            let fan_in: usize = shape.iter().skip(1).product();
             #[expect(clippy::cast_precision_loss, reason = "layer widths are small")]
-            let bound = 1.0 / (inp as f32).sqrt();
+            let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
             match Uniform::new_inclusive(-bound, bound) {
-                Ok(u) if random => out.extend((0..inp * o).map(|_| u.sample(&mut rng))),
-                _ => out.extend(std::iter::repeat_n(0.0, inp * o)),
+                Ok(u) if random && shape.len() > 1 => {
+                    out.extend((0..n).map(|_| u.sample(&mut rng)));
+                }
+                _ => out.extend(std::iter::repeat_n(0.0, n)),
             }
-            out.extend(std::iter::repeat_n(0.0, o));
         }
         out
     }
@@ -226,8 +283,24 @@ impl Model {
     /// [`Error::Candle`] on a shape mismatch.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
-        let layers = self.vars.len() / 2;
-        for (i, pair) in self.vars.chunks_exact(2).enumerate() {
+        let mut linear = self.vars.as_slice();
+        if let (Architecture::Cnn { channels }, Some(side), [kernel, bias, rest @ ..]) = (
+            &self.spec.architecture,
+            self.spec.image_side(),
+            self.vars.as_slice(),
+        ) {
+            let n = h.dim(0)?;
+            h = h
+                .reshape((n, 1, side, side))?
+                .conv2d(kernel.as_tensor(), 1, 1, 1, 1)?
+                .broadcast_add(&bias.as_tensor().reshape((1, *channels, 1, 1))?)?
+                .relu()?
+                .max_pool2d(2)?
+                .flatten_from(1)?;
+            linear = rest;
+        }
+        let layers = linear.len() / 2;
+        for (i, pair) in linear.chunks_exact(2).enumerate() {
             let (w, b) = (pair[0].as_tensor(), pair[1].as_tensor());
             h = h.matmul(&w.t()?)?.broadcast_add(b)?;
             if i + 1 < layers {

@@ -391,3 +391,80 @@ fn dp_sgd_learns_without_noise_and_is_noisy_with_it() {
     let b = train_local_dp_sgd(&spec, &start, &train, &settings, &loud, &mut rng).unwrap();
     assert_ne!(a, b, "fresh noise each run");
 }
+
+/// 4×4 images with a bright bar: classes by where it lies (top, bottom,
+/// left, right), with noise.
+fn bars(rows: usize, seed: u64) -> Dataset {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..rows {
+        let class = (i % 4) as u32;
+        for r in 0..4 {
+            for c in 0..4 {
+                let on = match class {
+                    0 => r == 0,
+                    1 => r == 3,
+                    2 => c == 0,
+                    _ => c == 3,
+                };
+                features.push(f32::from(u8::from(on)) + (rng.random::<f32>() - 0.5) * 0.6);
+            }
+        }
+        labels.push(class);
+    }
+    Dataset {
+        feature_names: (0..16).map(|i| format!("p{i}")).collect(),
+        features,
+        labels,
+        classes: 4,
+    }
+}
+
+#[test]
+fn the_cnn_reads_square_image_rows_in_its_documented_layout_and_learns() {
+    let spec = ModelSpec {
+        architecture: "cnn:4".parse().unwrap(),
+        inputs: 16,
+        classes: 4,
+    };
+    assert_eq!(spec.architecture, Architecture::Cnn { channels: 4 });
+    assert_eq!(spec.architecture.to_string(), "cnn:4");
+    let shapes = spec.tensors();
+    let names: Vec<&str> = shapes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["conv0.weight", "conv0.bias", "layer0.weight", "layer0.bias"]
+    );
+    // 4 kernels of 3×3, then 4 channels of 2×2 pooled cells to 4 logits.
+    assert_eq!(shapes[0].1, vec![4, 1, 3, 3]);
+    assert_eq!(shapes[2].1, vec![4, 16]);
+    assert_eq!(spec.num_params(), 36 + 4 + 64 + 4);
+    let start = spec.init(3);
+    assert!(start[..36].iter().any(|v| *v != 0.0), "kernels are random");
+    assert!(start[36..40].iter().all(|v| *v == 0.0), "biases are zero");
+    let model = Model::from_flat(&spec, &start).unwrap();
+    assert_eq!(model.to_flat().unwrap(), start);
+    let settings = LocalTraining {
+        optimizer: LocalOptimizer::Adam,
+        epochs: 20,
+        batch_size: 16,
+        learning_rate: 0.05,
+    };
+    let delta = train_local(&spec, &start, &bars(200, 1), &settings, 2).unwrap();
+    let trained: Vec<f32> = start.iter().zip(&delta).map(|(a, b)| a + b).collect();
+    let m = evaluate(&spec, &trained, &bars(100, 5)).unwrap();
+    assert!(m.accuracy >= 0.95, "{m:?}");
+    // Rows that are not a square of an even side, and bad kernel counts.
+    for (arch, inputs) in [("cnn:4", 15), ("cnn:4", 9), ("cnn:4", 1)] {
+        let bad = ModelSpec {
+            architecture: arch.parse().unwrap(),
+            inputs,
+            classes: 2,
+        };
+        assert!(bad.check().is_err(), "{inputs}");
+    }
+    assert!("cnn:0".parse::<Architecture>().is_err());
+    assert!("cnn:257".parse::<Architecture>().is_err());
+    assert!("cnn:x".parse::<Architecture>().is_err());
+}

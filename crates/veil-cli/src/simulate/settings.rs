@@ -85,7 +85,8 @@ pub(crate) struct SimulateArgs {
     /// `<name>.test_idx.txt` beside it. Default: the embedded breast-cancer set.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// `logistic`, or `mlp:W1,W2,…` (hidden widths). Default logistic.
+    /// `logistic`, `mlp:W1,W2,…` (hidden widths), or `cnn:C` (C 3x3 kernels;
+    /// square image rows, such as data/digits.csv). Default logistic.
     #[arg(long)]
     model: Option<String>,
     /// Number of clients. Default 20.
@@ -223,22 +224,8 @@ pub(super) struct Settings {
 }
 
 fn parse_model(s: &str, inputs: usize, classes: usize) -> Result<ModelSpec, String> {
-    let architecture = match s {
-        "logistic" => Architecture::Logistic,
-        _ => {
-            let widths = s
-                .strip_prefix("mlp:")
-                .ok_or_else(|| format!("model {s:?}: use `logistic` or `mlp:W1,W2,…`"))?;
-            let hidden = widths
-                .split(',')
-                .map(|w| w.trim().parse::<usize>().ok().filter(|w| *w > 0))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| format!("model {s:?}: hidden widths must be positive integers"))?;
-            Architecture::Mlp { hidden }
-        }
-    };
     Ok(ModelSpec {
-        architecture,
+        architecture: s.parse::<Architecture>().map_err(|e| e.to_string())?,
         inputs,
         classes,
     })
