@@ -94,6 +94,10 @@ pub(crate) struct TaskFile {
     /// evaluation rounds (0 to 0.5; default 0).
     #[serde(default)]
     pub(crate) holdout: f64,
+    /// A checkpoint of the task's model (named tensors, as
+    /// `checkpoint.safetensors` or `veil simulate` write) to start from,
+    /// instead of a fresh initialisation.
+    pub(crate) initial_model: Option<PathBuf>,
 }
 
 /// The `[evaluation]` table of the server's config: secure evaluation of

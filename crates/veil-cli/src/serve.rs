@@ -213,7 +213,14 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
                         .map_err(|err| format!("{}: {err}", state_dir.display()))?,
                 );
             }
-            let initial = t.model.init(1);
+            let initial = match &file.task.as_ref().and_then(|f| f.initial_model.clone()) {
+                Some(p) => {
+                    let at = resolve(path, p);
+                    veil_learn::checkpoint::load(&at, &t.model)
+                        .map_err(|err| format!("{}: task.initial_model: {err}", path.display()))?
+                }
+                None => t.model.init(1),
+            };
             (
                 t.server,
                 Some(checkpoint_writer(

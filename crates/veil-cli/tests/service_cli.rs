@@ -113,6 +113,34 @@ fn server_config_errors_name_the_file_and_the_field() {
             "server.toml: task.model",
         ),
         (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]\nclasses = [\"no\", \"yes\"]\nholdout = 0.2\ninitial_model = \"nowhere.safetensors\"",
+            ),
+            "server.toml: task.initial_model",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]\nclasses = [\"no\", \"yes\"]\n[evaluation]\nevery = 1",
+            ),
+            "server.toml: evaluation: needs a task whose sites hold rows out",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]\nclasses = [\"no\", \"yes\"]\n[statistics]\nbounds = [1.0]",
+            ),
+            "server.toml: statistics.bounds",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"i\"]\nclasses = [\"no\", \"yes\"]\nmean = [0,0,0,0,0,0,0,0,0]\nstd = [1,1,1,1,1,1,1,1,1]\n[statistics]\nbound = 10.0",
+            ),
+            "server.toml: statistics: the task sets its standardisation",
+        ),
+        (
             ("ca = \"certs/ca.pem\"", "ca = \"certs/missing.pem\""),
             "missing.pem",
         ),
