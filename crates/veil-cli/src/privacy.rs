@@ -150,10 +150,10 @@ fn deployment(
     };
     let clip_norm = check_clip(clip_norm)?;
     let (dimension, scale, t) = match (d.dimension, d.scale, d.min_survivors) {
-        (None, None, _) => return Ok(None),
+        (None, None, None) => return Ok(None),
         (Some(dimension), Some(scale), Some(t)) => (dimension, scale, t),
         (_, _, None) => return Err(Refusal::missing("min-survivors")),
-        (None, _, _) => return Err(Refusal::missing("dimension")),
+        (None, _, Some(_)) => return Err(Refusal::missing("dimension")),
         (_, None, _) => return Err(Refusal::missing("scale")),
     };
     if !(scale.is_finite() && scale > 0.0) {
@@ -214,9 +214,10 @@ pub(crate) struct CalibrateArgs {
     /// Clipping norm, to report the noise standard deviation in update units.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     clip_norm: f64,
-    /// With only `--min-survivors`: the per-client share of the central
-    /// calibration. With `--dimension` and `--scale` as well: calibrated
-    /// for the distributed discrete Gaussian.
+    /// Distributed mode (all of `--min-survivors`, `--dimension`,
+    /// `--scale`): calibrated for the distributed discrete Gaussian, the
+    /// mechanism `veil server` and `simulate` run, and split into each
+    /// client's share.
     #[command(flatten)]
     distributed: DistributedArgs,
     /// The accountant.
@@ -307,11 +308,6 @@ fn epsilon(a: &EpsilonArgs) -> Result<String, Refusal> {
     let rounds = rounds_arg(a.rounds)?;
     if let Some(dep) = deployment(&a.distributed, a.clip_norm)? {
         return distributed_epsilon(a, rounds, &dep);
-    }
-    if a.distributed.min_survivors.is_some() {
-        return Err(Refusal(
-            "--min-survivors is for distributed mode: give --dimension and --scale too".to_owned(),
-        ));
     }
     let (eps, order, conversion_name) = match a.accountant {
         Accountant::Rdp => {
@@ -460,16 +456,7 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
     let rounds = rounds_arg(a.rounds)?;
     check_clip(a.clip_norm)?;
     let dep = deployment(&a.distributed, a.clip_norm)?;
-    let min_survivors = match a.distributed.min_survivors {
-        None => None,
-        Some(t) => Some(u64::try_from(t).ok().filter(|t| *t >= 1).ok_or(
-            Error::InvalidParameter {
-                name: "min-survivors",
-                value: t as f64,
-                expected: "a whole number >= 1",
-            },
-        )?),
-    };
+    let min_survivors = dep.as_ref().map(|d| d.clients);
     let acc = a.accountant.dp();
     let (z, achieved) = match &dep {
         Some(dep) => {

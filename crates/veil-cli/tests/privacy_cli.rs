@@ -101,7 +101,7 @@ fn the_pld_accountant_is_the_library_s_and_tighter() {
 }
 
 #[test]
-fn calibrate_meets_its_target_and_splits_the_noise() {
+fn calibrate_meets_its_target_for_the_mechanism_the_service_runs_and_splits_the_noise() {
     let v = json(&veil(&[
         "privacy",
         "calibrate",
@@ -112,19 +112,50 @@ fn calibrate_meets_its_target_and_splits_the_noise() {
         "--sampling-rate",
         "0.01",
         "--rounds",
-        "1000",
+        "100",
         "--min-survivors",
         "50",
+        "--dimension",
+        "1000",
+        "--scale",
+        "1024",
         "--clip-norm",
         "0.5",
         "--json",
     ]));
     let z = v["noise_multiplier"].as_f64().unwrap();
-    assert!(epsilon(z, 0.01, 1000, 1e-5, Conversion::Improved).unwrap() <= 3.0);
+    // What the ledger of the service will account with that noise.
+    let dep = veil_dp::distributed::Deployment {
+        clients: 50,
+        dimension: 1000,
+        scaled_clip: 0.5 * 1024.0,
+    };
+    let eps = veil_dp::distributed::epsilon(z, 100, 1e-5, &dep).unwrap();
+    assert!(eps <= 3.0 && eps >= 3.0 * 0.995, "{eps}");
     let total = v["noise_std"].as_f64().unwrap();
     assert!((total - 0.5 * z).abs() < 1e-12);
     let share = v["per_client_noise_std"].as_f64().unwrap();
     assert!((share * share * 50.0 - total * total).abs() < 1e-9);
+    // --min-survivors alone used to split a central calibration that credits
+    // sampling, which the service does not get (13x too little noise at
+    // q = 0.05): refused, naming what is missing.
+    refused(
+        &[
+            "privacy",
+            "calibrate",
+            "--epsilon",
+            "3",
+            "--delta",
+            "1e-5",
+            "--sampling-rate",
+            "0.05",
+            "--rounds",
+            "100",
+            "--min-survivors",
+            "20",
+        ],
+        "--dimension",
+    );
 }
 
 #[test]
