@@ -131,7 +131,7 @@ fn calibrate_meets_its_target_for_the_mechanism_the_service_runs_and_splits_the_
         scaled_clip: 0.5 * 1024.0,
     };
     let eps = veil_dp::distributed::epsilon(z, 100, 1e-5, &dep).unwrap();
-    assert!(eps <= 3.0 && eps >= 3.0 * 0.995, "{eps}");
+    assert!((3.0 * 0.995..=3.0).contains(&eps), "{eps}");
     let total = v["noise_std"].as_f64().unwrap();
     assert!((total - 0.5 * z).abs() < 1e-12);
     let share = v["per_client_noise_std"].as_f64().unwrap();
