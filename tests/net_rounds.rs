@@ -676,6 +676,26 @@ fn server_killed_after_round_two_resumes_at_round_three_with_model_and_ledger() 
     let expected: Vec<f32> = before.iter().zip(&mean).map(|(w, u)| w + u).collect();
     assert_eq!(after, expected);
     dep.wait_clients_ok(&mut clients);
+    // The state records the ledger's tail: `veil privacy ledger state`
+    // finds them in step; with the last line deleted, the ledger alone
+    // still replays, but a server will not start on it and the command
+    // refuses it.
+    let audit = veil(dep.path(), &["privacy", "ledger", "state"]);
+    assert!(audit.contains("in step"), "{audit}");
+    let cut: String = ledger.lines().take(2).map(|l| format!("{l}\n")).collect();
+    std::fs::write(dep.path().join("state/ledger.jsonl"), cut).unwrap();
+    let out = Command::new(VEIL)
+        .args(["privacy", "ledger", "state"])
+        .current_dir(dep.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    let mut server = dep.spawn_server();
+    let (ok, _) = dep.wait_exit(&mut server, "server on a truncated ledger");
+    assert!(!ok);
+    let log = dep.log("server.log");
+    assert!(log.contains("truncated"), "{log}");
 }
 
 #[test]

@@ -249,7 +249,10 @@ pub(crate) struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct LedgerArgs {
-    /// The ledger file (JSON lines).
+    /// The ledger file (JSON lines), or a server's state directory: then
+    /// its `ledger.jsonl` is also checked against `state.json`, which
+    /// records the ledger's length and the hash of its last line (a
+    /// truncated or replaced tail is refused).
     path: PathBuf,
     /// Also report the cumulative epsilon by the PLD accountant (the
     /// ledger records and enforces RDP).
@@ -575,12 +578,51 @@ struct LedgerOut {
     remaining: f64,
     pld_epsilon: Option<f64>,
     history: Vec<(u64, f64)>,
+    /// With a state directory: how the ledger stands against its state.
+    state: Option<String>,
+}
+
+/// A state directory's ledger, checked against its state: the replayed
+/// ledger and a line saying how they stand.
+fn state_dir_ledger(dir: &std::path::Path) -> Result<(ledger::LedgerSummary, String), Refusal> {
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).map_err(|e| Refusal(format!("cannot read {}: {e}", path.display())))
+    };
+    let bytes = read("ledger.jsonl")?;
+    let s = ledger::replay(&bytes)?;
+    let state = read("state.json")?;
+    let counters: veil_round::Counters = serde_json::from_slice(&state)
+        .map_err(|e| Refusal(format!("{}: {e}", dir.join("state.json").display())))?;
+    let Some(lines) = counters.ledger_lines else {
+        return Ok((
+            s,
+            "state             records no ledger tail (written by an older server): not checked"
+                .to_owned(),
+        ));
+    };
+    let how = match ledger::check_tail(&s, lines, counters.ledger_tail.as_ref())
+        .map_err(|e| Refusal(format!("{}: {e}", dir.join("ledger.jsonl").display())))?
+    {
+        ledger::TailCheck::OneAhead => format!(
+            "state             records {lines} lines; the ledger has one more, from a release interrupted before its state was written (counted)"
+        ),
+        _ => {
+            format!("state             records {lines} lines ending in this ledger's last: in step")
+        }
+    };
+    Ok((s, how))
 }
 
 fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
-    let bytes = std::fs::read(&a.path)
-        .map_err(|e| Refusal(format!("cannot read {}: {e}", a.path.display())))?;
-    let s = ledger::replay(&bytes)?;
+    let (s, state_line) = if a.path.is_dir() {
+        let (s, line) = state_dir_ledger(&a.path)?;
+        (s, Some(line))
+    } else {
+        let bytes = std::fs::read(&a.path)
+            .map_err(|e| Refusal(format!("cannot read {}: {e}", a.path.display())))?;
+        (ledger::replay(&bytes)?, None)
+    };
     let pld = match a.accountant {
         Accountant::Rdp => None,
         Accountant::Pld => Some(s.pld_epsilon()?),
@@ -594,6 +636,9 @@ fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
         remaining: s.remaining(),
         pld_epsilon: pld,
         history: s.history.clone(),
+        state: state_line
+            .as_ref()
+            .map(|l| l.trim_start_matches("state").trim().to_owned()),
     };
     if a.json {
         return Ok(json(&out));
@@ -616,6 +661,9 @@ fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
     );
     for (round, eps) in &s.history {
         text.push_str(&format!("\n{round:>5} | {eps:.4}"));
+    }
+    if let Some(line) = state_line {
+        text = format!("{line}\n{text}");
     }
     Ok(text)
 }

@@ -387,3 +387,72 @@ fn distributed_mode_is_the_library_s_kls21_accounting() {
     ]);
     refused(&tiny, "client-sigma");
 }
+
+/// A state directory as the server leaves it: `rounds` released rounds in
+/// the ledger, and `state.json` recording the first `recorded` of them
+/// (fewer when a crash came between a ledger line and its state).
+fn state_dir(dir: &std::path::Path, rounds: u64, recorded: u64) -> Vec<Vec<u8>> {
+    let mut ledger = Ledger::open(&[], 50.0, 1e-5).unwrap();
+    let mut lines = Vec::new();
+    let mut counters = veil_round::Counters::new(10);
+    for round in 1..=rounds {
+        let r = ledger
+            .record_round(&RoundSpend::new(round, 1.0, 0.05, 1.0, 20))
+            .unwrap();
+        lines.push(r.line.clone());
+        if round <= recorded {
+            counters.ledger_lines = Some(round);
+            counters.ledger_tail = Some(r.hash);
+            counters.released_rounds = round;
+        }
+    }
+    std::fs::write(dir.join("ledger.jsonl"), lines.concat()).unwrap();
+    std::fs::write(
+        dir.join("state.json"),
+        serde_json::to_vec(&counters).unwrap(),
+    )
+    .unwrap();
+    lines
+}
+
+#[test]
+fn a_state_directory_makes_the_ledger_s_tail_tamper_evident() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = d.to_str().unwrap();
+    // In step.
+    let lines = state_dir(d, 4, 4);
+    let v = json(&veil(&["privacy", "ledger", p, "--json"]));
+    assert_eq!(v["rounds"].as_u64(), Some(4));
+    assert!(v["state"].as_str().unwrap().contains("in step"), "{v}");
+    // The last line deleted: the file alone replays (3 valid lines); with
+    // its state it is refused, naming what is missing.
+    std::fs::write(d.join("ledger.jsonl"), lines[..3].concat()).unwrap();
+    let alone = d.join("ledger.jsonl");
+    let v = json(&veil(&[
+        "privacy",
+        "ledger",
+        alone.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(v["rounds"].as_u64(), Some(3));
+    refused(&["privacy", "ledger", p], "truncated");
+    // The last line replaced by another valid one (the first three, and a
+    // fourth round of less noise, chained): refused.
+    let mut ledger = Ledger::open(&lines[..3].concat(), 50.0, 1e-5).unwrap();
+    let other = ledger
+        .record_round(&RoundSpend::new(4, 3.0, 0.05, 1.0, 20))
+        .unwrap();
+    std::fs::write(
+        d.join("ledger.jsonl"),
+        [lines[..3].concat(), other.line].concat(),
+    )
+    .unwrap();
+    refused(&["privacy", "ledger", p], "not the one the state recorded");
+    // A SIGKILL between the ledger line and the state write: the ledger is
+    // one line ahead. Valid, and that line stays counted.
+    state_dir(d, 4, 3);
+    let v = json(&veil(&["privacy", "ledger", p, "--json"]));
+    assert_eq!(v["rounds"].as_u64(), Some(4));
+    assert!(v["state"].as_str().unwrap().contains("one more"), "{v}");
+}

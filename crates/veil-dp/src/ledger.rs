@@ -260,6 +260,65 @@ pub struct LedgerSummary {
     pub mechanisms: Vec<(f64, f64)>,
     /// Rounds with distributed discrete-Gaussian noise.
     pub distributed_rounds: u64,
+    /// The SHA-256 of each line (newline excluded), in order: the last is
+    /// what a state file records to make the ledger's tail
+    /// tamper-evident ([`check_tail`]).
+    pub line_hashes: Vec<[u8; 32]>,
+}
+
+/// How a ledger stands against the state that records its length and the
+/// hash of its last line ([`check_tail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TailCheck {
+    /// The ledger ends where the state says.
+    InStep,
+    /// The ledger holds one line more: a release whose ledger line was
+    /// synced but whose state was not (a crash between the two writes).
+    /// The line stays counted: spending errs on the safe side.
+    OneAhead,
+}
+
+/// Checks a replayed ledger against a state's record of it: `lines` lines,
+/// the last hashing to `tail` (none for an empty ledger).
+///
+/// # Errors
+/// [`Error::Ledger`] if the ledger is shorter than the state says (a
+/// truncated tail), or its line `lines` does not hash to `tail` (a replaced
+/// tail), or it runs more than one line past the state.
+pub fn check_tail(
+    summary: &LedgerSummary,
+    lines: u64,
+    tail: Option<&[u8; 32]>,
+) -> Result<TailCheck> {
+    let have = summary.line_hashes.len() as u64;
+    let at = usize::try_from(lines).unwrap_or(usize::MAX);
+    let hash_at = |n: usize| n.checked_sub(1).and_then(|i| summary.line_hashes.get(i));
+    if have < lines {
+        return Err(bad(
+            summary.line_hashes.len(),
+            format!(
+                "truncated: the state records {lines} lines, the ledger has {have} (its last {} missing)",
+                lines.saturating_sub(have)
+            ),
+        ));
+    }
+    if hash_at(at) != tail {
+        return Err(bad(
+            at,
+            "this line is not the one the state recorded as the ledger's last (replaced or truncated and rewritten)",
+        ));
+    }
+    match have.saturating_sub(lines) {
+        0 => Ok(TailCheck::InStep),
+        1 => Ok(TailCheck::OneAhead),
+        more => Err(bad(
+            summary.line_hashes.len(),
+            format!(
+                "{more} lines past what the state records: not written by this deployment's server"
+            ),
+        )),
+    }
 }
 
 impl LedgerSummary {
@@ -314,6 +373,8 @@ pub struct Recorded {
     pub epsilon: f64,
     /// The ledger line, newline included, to append and sync.
     pub line: Vec<u8>,
+    /// The line's SHA-256 (newline excluded): the ledger's new tail.
+    pub hash: [u8; 32],
 }
 
 /// An open ledger that records rounds, in memory; its owner keeps the file.
@@ -408,9 +469,12 @@ fn replay_text(bytes: &[u8]) -> Result<(RdpAccountant, LedgerSummary, String)> {
             history: Vec::new(),
             mechanisms: Vec::new(),
             distributed_rounds: 0,
+            line_hashes: Vec::new(),
         });
         s.add(&spend, eps);
-        prev = hex::encode(Sha256::digest(raw.as_bytes()));
+        let hash: [u8; 32] = Sha256::digest(raw.as_bytes()).into();
+        s.line_hashes.push(hash);
+        prev = hex::encode(hash);
     }
     let summary = summary.ok_or_else(|| bad(0, "empty ledger"))?;
     Ok((accountant, summary, prev))
@@ -462,6 +526,7 @@ impl Ledger {
                 history: Vec::new(),
                 mechanisms: Vec::new(),
                 distributed_rounds: 0,
+                line_hashes: Vec::new(),
             },
             last_hash: FIRST_PREV.to_owned(),
         })
@@ -534,10 +599,16 @@ impl Ledger {
         };
         let text = serde_json::to_string(&line).map_err(|e| Error::Io(e.to_string()))?;
         self.accountant = acc;
-        self.last_hash = hex::encode(Sha256::digest(text.as_bytes()));
+        let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        self.last_hash = hex::encode(hash);
         self.summary.add(spend, eps);
+        self.summary.line_hashes.push(hash);
         let mut line = text.into_bytes();
         line.push(b'\n');
-        Ok(Recorded { epsilon: eps, line })
+        Ok(Recorded {
+            epsilon: eps,
+            line,
+            hash,
+        })
     }
 }

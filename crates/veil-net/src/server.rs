@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::mpsc;
-use tracing::info;
+use tracing::{info, warn};
 use veil_dp::ledger::Ledger;
-use veil_round::{Coordinator, Resume};
+use veil_round::{Coordinator, Counters, Resume};
 pub use veil_round::{
     EvaluationPlan, EvaluationRecord, KeepModel, PrivacyPlan, RoundPlan, RoundReport, SecAggPlan,
     ServerModel, StatisticsPlan, StatisticsRecord, StopReason,
@@ -108,6 +108,35 @@ impl ServerSummary {
     }
 }
 
+/// Refuses a ledger whose tail is not the one the state recorded (SPEC.md
+/// §12.5): truncated, or replaced. One line past the state is a release
+/// interrupted between its ledger line and its state, and stays counted.
+fn check_ledger_tail(state: &StateDir, ledger: &Ledger, counters: &mut Counters) -> Result<()> {
+    let summary = ledger.summary();
+    let Some(lines) = counters.ledger_lines else {
+        // A state written before the tail was recorded: adopt the ledger.
+        warn!(
+            "{}: records no ledger tail; taking the ledger's {} lines as they are",
+            state.root().display(),
+            summary.rounds
+        );
+        counters.ledger_lines = Some(summary.rounds);
+        counters.ledger_tail = summary.line_hashes.last().copied();
+        return Ok(());
+    };
+    match veil_dp::ledger::check_tail(summary, lines, counters.ledger_tail.as_ref()) {
+        Ok(veil_dp::ledger::TailCheck::OneAhead) => {
+            warn!(
+                "{}: one line past the state: a release was interrupted after its ledger line; it stays counted",
+                state.ledger_path().display()
+            );
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(crate::error::bad_file(&state.ledger_path(), e.to_string())),
+    }
+}
+
 /// Opens the state directory (resuming from it) and its ledger, and the
 /// coordinator over them.
 fn open_coordinator(
@@ -123,6 +152,10 @@ fn open_coordinator(
         Some(p) => Some(Ledger::open(&state.read_ledger()?, p.budget, p.delta)?),
         None => None,
     };
+    let mut counters = restored.counters;
+    if let Some(l) = &ledger {
+        check_ledger_tail(&state, l, &mut counters)?;
+    }
     if restored.resumed {
         info!(
             released_rounds = restored.counters.released_rounds,
@@ -139,7 +172,7 @@ fn open_coordinator(
         roster.protocol_roster(),
         roster.entries().len(),
         Resume {
-            counters: restored.counters,
+            counters,
             model: restored.model,
             ledger,
             standardization: state.read_standardization()?,

@@ -896,6 +896,9 @@ impl Coordinator {
             let recorded = ledger.record_round(&spend)?;
             record.epsilon = Some(recorded.epsilon);
             ledger_line = Some(recorded.line);
+            // The state that follows the line records the ledger's new tail.
+            self.counters.ledger_lines = Some(ledger.summary().rounds);
+            self.counters.ledger_tail = Some(recorded.hash);
         }
         if let Purpose::Statistics { row_cap, bounds } = &flight.purpose {
             let sum = veil_dp::contribution::mean_update(

@@ -17,6 +17,39 @@ pub struct Counters {
     pub next_round_id: u64,
     /// The model dimension.
     pub dimension: u32,
+    /// Lines in the privacy ledger once the last release was recorded, and
+    /// the SHA-256 of its last line: with them a truncated or replaced tail
+    /// of the ledger is evident (`veil privacy ledger STATE_DIR`). `None`
+    /// in a state written before they were kept.
+    #[serde(default)]
+    pub ledger_lines: Option<u64>,
+    /// See `ledger_lines`.
+    #[serde(default, with = "hex32")]
+    pub ledger_tail: Option<[u8; 32]>,
+}
+
+/// `Option<[u8; 32]>` as an optional hex string.
+mod hex32 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&hex::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|h| {
+                let bytes = hex::decode(&h).map_err(D::Error::custom)?;
+                <[u8; 32]>::try_from(bytes.as_slice())
+                    .map_err(|_| D::Error::custom("a ledger tail is 32 bytes of hex"))
+            })
+            .transpose()
+    }
 }
 
 impl Counters {
@@ -27,6 +60,8 @@ impl Counters {
             released_rounds: 0,
             next_round_id: 1,
             dimension,
+            ledger_lines: Some(0),
+            ledger_tail: None,
         }
     }
 }
