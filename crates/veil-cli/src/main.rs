@@ -61,12 +61,21 @@ fn init_logging(default: &str) {
         .init();
 }
 
-/// Prints the result; a failure exits with its class's code.
+/// Prints the result; a failure exits with its class's code. A reader
+/// that closed the pipe (`veil privacy ledger F | head -2`) ends the
+/// command quietly, with success.
 fn report<E: Into<failure::Failure>>(result: Result<String, E>) -> ExitCode {
     match result.map_err(Into::into) {
         Ok(text) => {
-            println!("{text}");
-            ExitCode::SUCCESS
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{text}").and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("error: cannot write the output: {e}");
+                    ExitCode::from(3)
+                }
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -614,6 +614,18 @@ fn state_dir_ledger(dir: &std::path::Path) -> Result<(ledger::LedgerSummary, Str
     Ok((s, how))
 }
 
+/// A budget at least this large is no budget (`veil simulate` without a
+/// target ε records one near `f64::MAX`).
+const UNLIMITED: f64 = 1e300;
+
+fn budget_text(budget: f64) -> String {
+    if budget >= UNLIMITED {
+        "none".to_owned()
+    } else {
+        budget.to_string()
+    }
+}
+
 fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
     let (s, state_line) = if a.path.is_dir() {
         let (s, line) = state_dir_ledger(&a.path)?;
@@ -625,6 +637,12 @@ fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
     };
     let pld = match a.accountant {
         Accountant::Rdp => None,
+        Accountant::Pld if s.distributed_rounds > 0 => {
+            return Err(Refusal(format!(
+                "--accountant pld: this ledger has {} distributed discrete-Gaussian rounds, which veil's PLD accountant does not account (it is the central Gaussian's); the ledger's RDP figure is the one that holds",
+                s.distributed_rounds
+            )));
+        }
         Accountant::Pld => Some(s.pld_epsilon()?),
     };
     let out = LedgerOut {
@@ -650,14 +668,18 @@ fn ledger_cmd(a: &LedgerArgs) -> Result<String, Refusal> {
         "rounds            {}\n\
          epsilon spent     {:.4}   (delta {:e}, RDP accountant){pld_line}\n\
          budget            {}\n\
-         remaining         {:.4}\n\n\
+         remaining         {}\n\n\
          round | cumulative epsilon\n\
          ------+-------------------",
         s.rounds,
         s.epsilon,
         s.delta,
-        s.budget,
-        s.remaining()
+        budget_text(s.budget),
+        if s.budget >= UNLIMITED {
+            "none".to_owned()
+        } else {
+            format!("{:.4}", s.remaining())
+        }
     );
     for (round, eps) in &s.history {
         text.push_str(&format!("\n{round:>5} | {eps:.4}"));

@@ -456,3 +456,58 @@ fn a_state_directory_makes_the_ledger_s_tail_tamper_evident() {
     assert_eq!(v["rounds"].as_u64(), Some(4));
     assert!(v["state"].as_str().unwrap().contains("one more"), "{v}");
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_ends_the_command_quietly() {
+    // The reader is gone before the command writes (as with `| head -2`
+    // once it has its lines): the write fails with a broken pipe.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_veil"))
+        .args([
+            "privacy",
+            "plan",
+            "--sampling-rate",
+            "0.01",
+            "--delta",
+            "1e-5",
+        ])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pld_on_a_distributed_ledger_is_one_clear_refusal_and_no_budget_prints_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    // What `veil simulate` without a target records: a budget near f64::MAX.
+    let mut ledger = Ledger::open(&[], f64::MAX / 4.0, 1e-5).unwrap();
+    let spend = veil_dp::ledger::RoundSpend::distributed(
+        1,
+        veil_dp::ledger::DistributedNoise::new(2048.0, 1024.0, 100, 4),
+        1.0,
+        1.0,
+        4,
+    );
+    let r = ledger.record_round(&spend).unwrap();
+    std::fs::write(&path, &r.line).unwrap();
+    let p = path.to_str().unwrap();
+    let text = String::from_utf8(veil(&["privacy", "ledger", p]).stdout).unwrap();
+    assert!(text.contains("budget            none"), "{text}");
+    assert!(text.contains("remaining         none"), "{text}");
+    let out = veil(&["privacy", "ledger", p, "--accountant", "pld"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: --accountant pld: this ledger has 1 distributed"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
