@@ -368,3 +368,30 @@ fn without_dp_the_standardisation_comes_from_the_secure_statistics_round_and_eva
     assert!(acc > 0.8, "{secure:?}");
     assert!(run.join("secure_evaluation.png").exists());
 }
+
+#[test]
+fn bad_or_conflicting_privacy_flags_are_refused_by_name_and_leave_no_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (&["--epsilon", "-1"][..], "epsilon"),
+        (&["--clip-norm", "-1"][..], "clip-norm"),
+        (&["--noise-multiplier", "-1"][..], "noise-multiplier"),
+        (&["--learning-rate", "-1"][..], "learning-rate"),
+        (&["--delta", "2"][..], "delta"),
+        (
+            &["--noise-multiplier", "1", "--epsilon", "3"][..],
+            "cannot be used with",
+        ),
+        (&["--dp", "off", "--epsilon", "3"][..], "--dp off"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--out", "run"]);
+        let (ok, _, err) = simulate(dir.path(), &all);
+        assert!(!ok, "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !dir.path().join("run").exists(),
+            "{args:?} left a run directory"
+        );
+    }
+}

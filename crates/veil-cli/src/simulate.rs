@@ -94,8 +94,6 @@ fn evaluations(rounds: u64, every: u64) -> u64 {
 pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     let s = settings(args)?;
     let started = Instant::now();
-    std::fs::create_dir_all(&s.out)
-        .map_err(|e| Failure::Io(format!("{}: {e}", s.out.display())))?;
     let parts =
         partition(&s.train.labels, s.clients, s.partition, s.seed).map_err(|e| e.to_string())?;
     let d = s.spec.num_params();
@@ -238,6 +236,11 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             },
         }),
     };
+    // Every check before the run directory exists: a refused run leaves
+    // nothing behind.
+    plan.check().map_err(|e| Failure::Config(e.to_string()))?;
+    std::fs::create_dir_all(&s.out)
+        .map_err(|e| Failure::Io(format!("{}: {e}", s.out.display())))?;
     let deployment = LocalDeployment::generate(s.clients)?;
     let rows = Arc::new(Mutex::new(Vec::new()));
     let progress = ProgressBar::new(s.rounds);

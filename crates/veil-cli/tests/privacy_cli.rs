@@ -489,7 +489,7 @@ fn pld_on_a_distributed_ledger_is_one_clear_refusal_and_no_budget_prints_none() 
     let path = dir.path().join("ledger.jsonl");
     // What `veil simulate` without a target records: a budget near f64::MAX.
     let mut ledger = Ledger::open(&[], f64::MAX / 4.0, 1e-5).unwrap();
-    let spend = veil_dp::ledger::RoundSpend::distributed(
+    let spend = RoundSpend::distributed(
         1,
         veil_dp::ledger::DistributedNoise::new(2048.0, 1024.0, 100, 4),
         1.0,

@@ -104,21 +104,21 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_enum)]
     dp: Option<DpMode>,
     /// Target epsilon over the run (calibrates the noise). Default 8.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     epsilon: Option<f64>,
     /// Noise multiplier, instead of a target epsilon.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, conflicts_with = "epsilon")]
     noise_multiplier: Option<f64>,
     /// Delta. Default 1e-5.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     delta: Option<f64>,
     /// L2 clipping norm of each client's update. Default 0.3 (chosen on a
     /// validation split of the training rows, never the test rows).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     clip_norm: Option<f64>,
     /// Probability that a client sits out a round (it is then dropped at the
     /// phase deadline and the round goes on). Default 0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     dropout: Option<f64>,
     /// The fewest contributions a released sum may hold; with DP the noise
     /// is sized for it. Default: all clients without dropout, else
@@ -138,13 +138,13 @@ pub(crate) struct SimulateArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Local learning rate. Default 0.1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     learning_rate: Option<f64>,
     /// Server optimiser. Default fedavg.
     #[arg(long, value_enum)]
     server_optimizer: Option<ServerOpt>,
     /// Server learning rate. Default 1 (FedAvg), 0.05 (FedAdam, FedYogi).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     server_lr: Option<f32>,
     /// Seed of the partition, the initial model and local shuffles.
     #[arg(long)]
@@ -163,7 +163,7 @@ pub(crate) struct SimulateArgs {
     evaluate_every: Option<u64>,
     /// The fraction of each site's rows held out of training for the
     /// secure evaluation. Default 0.2 when evaluating, else 0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     holdout: Option<f64>,
     /// Where the standardisation comes from: `secure` (a statistics round
     /// over the sites' rows) or `pooled` (fitted on all training rows, a
@@ -316,6 +316,38 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         ));
     }
     let dp = pick(args.dp.as_ref(), file.dp.as_ref(), DpMode::Distributed);
+    let epsilon = args.epsilon.or(file.epsilon);
+    let noise_multiplier = args.noise_multiplier.or(file.noise_multiplier);
+    if epsilon.is_some() && noise_multiplier.is_some() {
+        return Err(
+            "epsilon and noise-multiplier: give one (a target epsilon calibrates the noise)".into(),
+        );
+    }
+    if dp == DpMode::Off && (epsilon.is_some() || noise_multiplier.is_some()) {
+        return Err(
+            "epsilon or noise-multiplier with --dp off: no noise is added, so neither applies"
+                .into(),
+        );
+    }
+    let positive = |name: &str, v: Option<f64>| match v {
+        Some(x) if !(x.is_finite() && x > 0.0) => {
+            Err(format!("{name}: {x} is not a finite number > 0"))
+        }
+        _ => Ok(()),
+    };
+    positive("epsilon", epsilon)?;
+    positive("noise-multiplier", noise_multiplier)?;
+    positive("clip-norm", args.clip_norm.or(file.clip_norm))?;
+    positive("learning-rate", args.learning_rate.or(file.learning_rate))?;
+    positive(
+        "server-lr",
+        args.server_lr.or(file.server_lr).map(f64::from),
+    )?;
+    if let Some(d) = args.delta.or(file.delta)
+        && !(d > 0.0 && d < 1.0)
+    {
+        return Err(format!("delta: {d} is not in (0, 1)"));
+    }
     let standardize = pick(
         args.standardize.as_ref(),
         file.standardize.as_ref(),
@@ -413,8 +445,8 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
         partition: parse_partition(&partition_text)?,
         partition_text,
         dp,
-        epsilon: args.epsilon.or(file.epsilon),
-        noise_multiplier: args.noise_multiplier.or(file.noise_multiplier),
+        epsilon,
+        noise_multiplier,
         delta: pick(args.delta.as_ref(), file.delta.as_ref(), 1e-5),
         clip_norm: pick(args.clip_norm.as_ref(), file.clip_norm.as_ref(), 0.3),
         dropout,
