@@ -1273,3 +1273,52 @@ fn a_discarded_sum_is_announced_and_its_clients_count_the_round_as_failed() {
         }
     }
 }
+
+#[test]
+fn a_site_keeps_its_own_ledger_and_declines_a_round_past_its_own_budget() {
+    // Four sites, three needed. Client-1's own budget admits no round of
+    // this deployment's noise; client-2's admits many. The server's ledger
+    // is not theirs: each site accounts what it joins.
+    let dep = Deployment::new(4);
+    dep.write_server_config(&ServerSettings {
+        rounds: 2,
+        privacy: true,
+        ..ServerSettings::default()
+    });
+    for (name, budget) in [("client-1", "0.01"), ("client-2", "1000.0")] {
+        dep.write_client_config(name, "certs");
+        let path = dep.path().join(format!("{name}.toml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}[privacy]\nbudget = {budget}\n")).unwrap();
+    }
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep.clients.iter().map(|c| dep.spawn_client(c)).collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}\n{}", dep.log("server.log"));
+    dep.wait_clients_ok(&mut clients);
+    let rounds = dep.rounds();
+    let rel = released(&rounds);
+    assert_eq!(rel.len(), 2, "{rounds:?}");
+    for r in &rel {
+        assert_eq!(ids(r, "included"), vec![1, 2, 3], "{r}");
+    }
+    // Client-1 declined each round, saying why, and spent nothing.
+    let log = dep.log("client-1.log");
+    assert!(
+        log.contains("past its budget 0.01"),
+        "{log}\n{}",
+        dep.log("server.log")
+    );
+    assert!(dep.log("server.log").contains("privacy budget"));
+    assert!(!dep.path().join("client-1.state/ledger.jsonl").exists());
+    // Client-2's own ledger holds both rounds, readable by `veil privacy
+    // ledger`, its epsilon by its own accounting.
+    let v: Value = serde_json::from_str(&veil(
+        dep.path(),
+        &["privacy", "ledger", "client-2.state/ledger.jsonl", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(v["rounds"].as_u64(), Some(2), "{v}");
+    assert_eq!(v["budget"].as_f64(), Some(1000.0));
+    assert!(v["epsilon"].as_f64().unwrap() > 0.0);
+}

@@ -301,6 +301,24 @@ pub(crate) struct ClientFile {
     /// The weakest round this site joins.
     #[serde(default)]
     pub(crate) floor: FloorFile,
+    /// This site's own privacy budget, kept in its own ledger
+    /// (`state_dir/ledger.jsonl`): it declines a round that would pass it.
+    pub(crate) privacy: Option<SitePrivacy>,
+}
+
+/// The `[privacy]` table of a client's config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SitePrivacy {
+    /// The total epsilon this site's data may spend.
+    pub(crate) budget: f64,
+    /// Delta of the site's accounting.
+    #[serde(default = "default_delta")]
+    pub(crate) delta: f64,
+}
+
+fn default_delta() -> f64 {
+    1e-5
 }
 
 impl ClientFile {

@@ -450,6 +450,27 @@ fn client_options(args: &ClientArgs) -> Result<(ClientOptions, SiteSource), Stri
             floor: file.floor.floor(path)?,
             min_noise_multiplier: file.floor.min_noise_multiplier,
             state_dir: Some(resolve(path, &file.state_dir(path))),
+            site_budget: match &file.privacy {
+                None => None,
+                Some(p) => {
+                    if !(p.budget.is_finite() && p.budget > 0.0) {
+                        return Err(format!(
+                            "{}: privacy.budget: must be finite and positive",
+                            path.display()
+                        ));
+                    }
+                    if !(p.delta > 0.0 && p.delta < 1.0) {
+                        return Err(format!(
+                            "{}: privacy.delta: must be in (0, 1)",
+                            path.display()
+                        ));
+                    }
+                    Some(veil_net::client::SiteBudget {
+                        epsilon: p.budget,
+                        delta: p.delta,
+                    })
+                }
+            },
         },
         site_source(args, &file)?,
     ))

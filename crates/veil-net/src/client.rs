@@ -108,8 +108,81 @@ pub struct ClientOptions {
     /// shares, SPEC.md §9.3); `0` accepts any.
     pub min_noise_multiplier: f64,
     /// Where the client records the round ids it took part in
-    /// ([`ClientState`]); `None` keeps them for this run only.
+    /// ([`ClientState`]), and its own privacy ledger; `None` keeps them for
+    /// this run only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// This site's own privacy budget, enforced by its own ledger (SPEC.md
+    /// §12.4); `None` takes the coordinator's accounting on trust.
+    pub site_budget: Option<SiteBudget>,
+}
+
+/// A site's own privacy budget: the total `ε` at `δ` its data may spend,
+/// by its own accounting of the rounds it joins.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SiteBudget {
+    /// The total `ε`.
+    pub epsilon: f64,
+    /// `δ`.
+    pub delta: f64,
+}
+
+/// A site's ledger: the rounds it joined, as it accounts them, and the file
+/// it keeps them in (none without a state directory).
+struct SiteLedger {
+    ledger: veil_dp::ledger::Ledger,
+    path: Option<std::path::PathBuf>,
+}
+
+impl SiteLedger {
+    fn open(dir: Option<&std::path::Path>, budget: SiteBudget) -> Result<Self> {
+        let path = dir.map(|d| d.join("ledger.jsonl"));
+        let bytes = match &path {
+            Some(p) if p.exists() => std::fs::read(p).map_err(|e| Error::Io {
+                path: p.clone(),
+                source: e,
+            })?,
+            _ => Vec::new(),
+        };
+        Ok(Self {
+            ledger: veil_dp::ledger::Ledger::open(&bytes, budget.epsilon, budget.delta)?,
+            path,
+        })
+    }
+
+    /// What joining `config` under `task` spends, as this site sees it:
+    /// the distributed discrete Gaussian of the `t − c` honest shares of
+    /// the smallest sum the server can form, at this site's own `σ`.
+    fn spend(config: &RoundConfig, task: &Task) -> veil_dp::ledger::RoundSpend {
+        let honest = u64::from(config.threshold.saturating_sub(config.max_corrupt));
+        veil_dp::ledger::RoundSpend::distributed(
+            config.round,
+            veil_dp::ledger::DistributedNoise::new(
+                task.noise_variance.sqrt(),
+                task.scale,
+                u64::from(config.dimension),
+                honest,
+            ),
+            1.0,
+            task.clip_norm,
+            config.participants.len() as u64,
+        )
+    }
+
+    /// Records `config`'s round if the budget allows it, the line synced
+    /// before the client sends anything; else why not.
+    fn record(&mut self, config: &RoundConfig, task: &Task) -> core::result::Result<f64, String> {
+        if task.noise_variance <= 0.0 {
+            return Err("the round adds no noise: its epsilon is unbounded".into());
+        }
+        let recorded = self
+            .ledger
+            .record_round(&Self::spend(config, task))
+            .map_err(|e| e.to_string())?;
+        if let Some(p) = &self.path {
+            crate::state::append_synced(p, &recorded.line).map_err(|e| e.to_string())?;
+        }
+        Ok(recorded.epsilon)
+    }
 }
 
 /// A fault to inject (testing only): the client stops taking part at a
@@ -226,6 +299,10 @@ pub async fn run_client(
         completed: 0,
         failed: 0,
         last_completed: None,
+        ledger: options
+            .site_budget
+            .map(|b| SiteLedger::open(options.state_dir.as_deref(), b))
+            .transpose()?,
     };
     let result = tokio::select! {
         r = worker.run(&endpoint, source) => r,
@@ -325,6 +402,8 @@ struct Worker<'a> {
     failed: u64,
     /// The round this client last completed, until the next one starts.
     last_completed: Option<RoundId>,
+    /// The site's own ledger, with a site budget.
+    ledger: Option<SiteLedger>,
 }
 
 /// Why this client does not take part in a round; the server is told the
@@ -645,6 +724,35 @@ impl Worker<'_> {
             });
         }
         check_noise(&config, task, self.options.min_noise_multiplier)?;
+        if let Some(l) = &self.ledger {
+            let spend = SiteLedger::spend(&config, task);
+            let after = l.ledger.epsilon_after(&spend);
+            let budget = l.ledger.summary().budget;
+            match after {
+                Ok(eps) if eps <= budget && task.noise_variance > 0.0 => {}
+                Ok(eps) => {
+                    return Err(Declined {
+                        round,
+                        reason: DeclineReason::Budget,
+                        why: format!(
+                            "round {round} would take this site's epsilon from {:.4} to {eps:.4}, past its budget {budget}",
+                            l.ledger.summary().epsilon
+                        ),
+                        fatal: false,
+                    });
+                }
+                Err(e) => {
+                    return Err(Declined {
+                        round,
+                        reason: DeclineReason::Budget,
+                        why: format!(
+                            "round {round} cannot be accounted against this site's budget: {e}"
+                        ),
+                        fatal: false,
+                    });
+                }
+            }
+        }
         match self.state.take(round) {
             Ok(Ok(())) => {}
             Ok(Err(reused)) => {
@@ -659,6 +767,24 @@ impl Worker<'_> {
                 });
             }
             Err(e) => return Err(other(format!("cannot record the round id: {e}"))),
+        }
+        if let Some(l) = self.ledger.as_mut() {
+            match l.record(&config, task) {
+                Ok(eps) => info!(
+                    id = self.id,
+                    round,
+                    epsilon = eps,
+                    "site ledger: round recorded"
+                ),
+                Err(why) => {
+                    return Err(Declined {
+                        round,
+                        reason: DeclineReason::Budget,
+                        why: format!("round {round}: {why}"),
+                        fatal: false,
+                    });
+                }
+            }
         }
         let started = Instant::now();
         let contribution =

@@ -170,6 +170,7 @@ impl LocalDeployment {
             floor: veil_secagg::SiteFloor::default(),
             min_noise_multiplier: 0.0,
             state_dir: None,
+            site_budget: None,
         })
     }
 }

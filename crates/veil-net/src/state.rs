@@ -266,7 +266,7 @@ pub fn read_standardization(path: &Path) -> Result<Option<(Vec<f32>, Vec<f32>)>>
 
 /// Appends `bytes` to the file at `path` (created if missing), flushes and
 /// syncs it.
-fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -137,6 +137,9 @@ pub enum DeclineReason {
     /// A round this client cannot take part in for another reason (an
     /// invalid config or task, an input it could not compute).
     Other = 9,
+    /// A round that would take the site past its own privacy budget, by
+    /// its own ledger.
+    Budget = 10,
 }
 
 impl DeclineReason {
@@ -159,6 +162,7 @@ impl DeclineReason {
             7 => Self::ReusedRound,
             8 => Self::Noise,
             9 => Self::Other,
+            10 => Self::Budget,
             _ => return None,
         })
     }
@@ -176,6 +180,7 @@ impl DeclineReason {
             Self::ReusedRound => "round id reused",
             Self::Noise => "min_noise_multiplier",
             Self::Other => "other",
+            Self::Budget => "privacy budget",
         }
     }
 }
