@@ -226,3 +226,22 @@ impl fmt::Display for FloorRefusal {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DeclineReason;
+
+    #[test]
+    fn every_decline_reason_has_one_code_and_no_other_code_decodes() {
+        for code in 0..=u8::MAX {
+            match DeclineReason::from_code(code) {
+                Some(r) => {
+                    assert!((1..=10).contains(&code), "{code}");
+                    assert_eq!(r.code(), code);
+                }
+                None => assert!(code == 0 || code > 10, "{code}"),
+            }
+        }
+        assert_eq!(DeclineReason::Budget.field(), "privacy budget");
+    }
+}
