@@ -317,6 +317,23 @@ max_attempts = 100
     }
 }
 
+/// `veil predict --json` of the server's checkpoint on `csv` (in the
+/// deployment's directory).
+fn predict_json(dep: &Deployment, csv: &str) -> std::process::Output {
+    Command::new(VEIL)
+        .args([
+            "predict",
+            "--model",
+            "state/checkpoint.safetensors",
+            "--data",
+            csv,
+            "--json",
+        ])
+        .current_dir(dep.path())
+        .output()
+        .unwrap()
+}
+
 /// The released training rounds.
 fn released(rounds: &[Value]) -> Vec<&Value> {
     rounds
@@ -1138,18 +1155,7 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
         format!("{header}\n{}\n", test.join("\n")),
     )
     .unwrap();
-    let out = Command::new(VEIL)
-        .args([
-            "predict",
-            "--model",
-            "state/checkpoint.safetensors",
-            "--data",
-            "test.csv",
-            "--json",
-        ])
-        .current_dir(dep.path())
-        .output()
-        .unwrap();
+    let out = predict_json(&dep, "test.csv");
     assert!(
         out.status.success(),
         "{}",
@@ -1183,18 +1189,7 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
         format!("{header}\n{}\n", held_out.join("\n")),
     )
     .unwrap();
-    let out = Command::new(VEIL)
-        .args([
-            "predict",
-            "--model",
-            "state/checkpoint.safetensors",
-            "--data",
-            "held_out.csv",
-            "--json",
-        ])
-        .current_dir(dep.path())
-        .output()
-        .unwrap();
+    let out = predict_json(&dep, "held_out.csv");
     assert!(out.status.success());
     let central: Value = serde_json::from_slice(&out.stdout).unwrap();
     let secure = &evaluations[1]["evaluation"];

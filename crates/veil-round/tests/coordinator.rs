@@ -201,6 +201,30 @@ fn released<'a>(log: &'a [Action], what: &str) -> &'a Release {
         .unwrap_or_else(|| panic!("{what}: {log:?}"))
 }
 
+/// Every release in `log`, in order.
+fn all_released(log: &[Action]) -> Vec<&Release> {
+    log.iter()
+        .filter_map(|a| match a {
+            Action::Release(r) => Some(&**r),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every task sent in `log`, decoded, in order.
+fn tasks_sent(log: &[Action]) -> Vec<Task> {
+    log.iter()
+        .filter_map(|a| match a {
+            Action::Send { message, .. }
+                if MessageType::peek(message) == Some(MessageType::Task) =>
+            {
+                Some(Task::decode(message, 1 << 20).unwrap().1)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Four clients connected to a round that needs three of them.
 fn four_connected_three_needed() -> (Clients, Coordinator, Instant) {
     let clients = Clients::new(4);
@@ -416,13 +440,7 @@ fn evaluation_rounds_follow_every_nth_and_the_last_training_round_and_each_is_ac
     let now = Instant::now();
     connect_all(&mut c, 4, now);
     let log = run_until_quiet(&mut c, &mut clients, now, &[]);
-    let releases: Vec<&Release> = log
-        .iter()
-        .filter_map(|a| match a {
-            Action::Release(r) => Some(&**r),
-            _ => None,
-        })
-        .collect();
+    let releases = all_released(&log);
     // Train 1, train 2, evaluate 2, train 3, evaluate 3 (the last), stop.
     let kinds: Vec<(RoundKind, u64)> = releases
         .iter()
@@ -453,16 +471,8 @@ fn evaluation_rounds_follow_every_nth_and_the_last_training_round_and_each_is_ac
     }
     // An evaluation round sums the short input of SPEC.md §10.14, in its
     // own ring, under the task that says so.
-    let eval_task = log
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { message, .. }
-                if MessageType::peek(message) == Some(MessageType::Task) =>
-            {
-                Some(Task::decode(message, 1 << 20).unwrap().1)
-            }
-            _ => None,
-        })
+    let eval_task = tasks_sent(&log)
+        .into_iter()
         .find(|t| t.purpose != Purpose::Train)
         .unwrap();
     assert_eq!(eval_task.purpose, Purpose::Evaluate { row_cap: 100 });
@@ -505,13 +515,7 @@ fn the_statistics_round_comes_first_and_its_result_is_every_later_task_s_standar
     let now = Instant::now();
     connect_all(&mut c, 4, now);
     let log = run_until_quiet(&mut c, &mut clients, now, &[]);
-    let releases: Vec<&Release> = log
-        .iter()
-        .filter_map(|a| match a {
-            Action::Release(r) => Some(&**r),
-            _ => None,
-        })
-        .collect();
+    let releases = all_released(&log);
     let kinds: Vec<RoundKind> = releases.iter().map(|r| r.record.kind).collect();
     assert_eq!(kinds, [RoundKind::Statistics, RoundKind::Train]);
     // Four rows (0, 0, 0), (1, 1, 1), …: mean 1.5, deviation √1.25.
@@ -524,17 +528,7 @@ fn the_statistics_round_comes_first_and_its_result_is_every_later_task_s_standar
         releases[0].record.statistics.as_ref().map(|s| &s.mean),
         Some(&released.0)
     );
-    let tasks: Vec<Task> = log
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send { message, .. }
-                if MessageType::peek(message) == Some(MessageType::Task) =>
-            {
-                Some(Task::decode(message, 1 << 20).unwrap().1)
-            }
-            _ => None,
-        })
-        .collect();
+    let tasks = tasks_sent(&log);
     let first = &tasks[0];
     assert!(matches!(first.purpose, Purpose::Statistics { .. }));
     assert_eq!(first.input_len(), statistics_len(3));
