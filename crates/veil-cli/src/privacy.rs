@@ -239,6 +239,12 @@ pub(crate) struct PlanArgs {
     /// Noise multipliers to compare.
     #[arg(long, value_delimiter = ',', default_values_t = [0.5, 0.8, 1.0, 1.5, 2.0, 4.0], allow_negative_numbers = true)]
     noise_multipliers: Vec<f64>,
+    /// Clipping norm (distributed mode: sets the sensitivity in quanta).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    clip_norm: f64,
+    /// Distributed mode, as for `epsilon` and `calibrate`.
+    #[command(flatten)]
+    distributed: DistributedArgs,
     /// The accountant.
     #[arg(long, value_enum, default_value_t = Accountant::Rdp)]
     accountant: Accountant,
@@ -538,9 +544,16 @@ struct PlanRow {
 }
 
 fn plan(a: &PlanArgs) -> Result<String, Refusal> {
+    let dep = deployment(&a.distributed, a.clip_norm)?;
+    if dep.is_some() {
+        check_rate(a.sampling_rate)?;
+    }
     let mut rows = Vec::new();
     for &z in &a.noise_multipliers {
-        let eps = |t| calibrate::epsilon_by(a.accountant.dp(), z, a.sampling_rate, t, a.delta);
+        let eps = |t| match &dep {
+            Some(d) => veil_dp::distributed::epsilon(z, t, a.delta, d),
+            None => calibrate::epsilon_by(a.accountant.dp(), z, a.sampling_rate, t, a.delta),
+        };
         rows.push(PlanRow {
             noise_multiplier: z,
             epsilon_10: eps(10)?,
@@ -551,13 +564,18 @@ fn plan(a: &PlanArgs) -> Result<String, Refusal> {
     if a.json {
         return Ok(json(&rows));
     }
+    let accountant = match &dep {
+        Some(d) => format!(
+            "RDP, distributed discrete Gaussian of {} shares, d = {}, clip {} quanta; sampling not credited",
+            d.clients, d.dimension, d.scaled_clip
+        ),
+        None => format!("{} accountant", a.accountant.name()),
+    };
     let mut text = format!(
-        "epsilon at delta {:e}, sampling rate {} ({} accountant)\n\n\
+        "epsilon at delta {:e}, sampling rate {} ({accountant})\n\n\
          noise multiplier | 10 rounds | 100 rounds | 1000 rounds\n\
          -----------------+-----------+------------+------------",
-        a.delta,
-        a.sampling_rate,
-        a.accountant.name()
+        a.delta, a.sampling_rate
     );
     for r in &rows {
         text.push_str(&format!(

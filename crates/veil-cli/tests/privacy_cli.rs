@@ -511,3 +511,53 @@ fn pld_on_a_distributed_ledger_is_one_clear_refusal_and_no_budget_prints_none() 
     );
     assert_eq!(err.lines().count(), 1);
 }
+
+#[test]
+fn plan_takes_the_distributed_flags_and_agrees_with_calibrate() {
+    let v = json(&veil(&[
+        "privacy",
+        "plan",
+        "--sampling-rate",
+        "0.05",
+        "--delta",
+        "1e-5",
+        "--noise-multipliers",
+        "14.9414",
+        "--min-survivors",
+        "20",
+        "--dimension",
+        "1000",
+        "--scale",
+        "1024",
+        "--json",
+    ]));
+    let dep = veil_dp::distributed::Deployment {
+        clients: 20,
+        dimension: 1000,
+        scaled_clip: 1024.0,
+    };
+    let row = &v[0];
+    for (t, key) in [
+        (10, "epsilon_10"),
+        (100, "epsilon_100"),
+        (1000, "epsilon_1000"),
+    ] {
+        let want = veil_dp::distributed::epsilon(14.9414, t, 1e-5, &dep).unwrap();
+        assert_eq!(row[key].as_f64().unwrap(), want, "{key}");
+    }
+    // calibrate's answer for epsilon 3 over 100 rounds, read back.
+    assert!((row["epsilon_100"].as_f64().unwrap() - 3.0).abs() < 0.01);
+    refused(
+        &[
+            "privacy",
+            "plan",
+            "--sampling-rate",
+            "0.05",
+            "--delta",
+            "1e-5",
+            "--min-survivors",
+            "20",
+        ],
+        "--dimension",
+    );
+}
