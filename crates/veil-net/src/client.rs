@@ -174,10 +174,21 @@ impl SiteLedger {
         if task.noise_variance <= 0.0 {
             return Err("the round adds no noise: its epsilon is unbounded".into());
         }
-        let recorded = self
-            .ledger
-            .record_round(&Self::spend(config, task))
-            .map_err(|e| e.to_string())?;
+        let budget = self.ledger.summary().budget;
+        let recorded = match self.ledger.record_round(&Self::spend(config, task)) {
+            Ok(r) => r,
+            Err(veil_dp::Error::BudgetExceeded { would_be, .. }) => {
+                return Err(format!(
+                    "it would take this site's epsilon from {:.4} to {would_be:.4}, past its budget {budget}",
+                    self.ledger.summary().epsilon
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "it cannot be accounted against this site's budget: {e}"
+                ));
+            }
+        };
         if let Some(p) = &self.path {
             crate::state::append_synced(p, &recorded.line).map_err(|e| e.to_string())?;
         }
@@ -724,35 +735,6 @@ impl Worker<'_> {
             });
         }
         check_noise(&config, task, self.options.min_noise_multiplier)?;
-        if let Some(l) = &self.ledger {
-            let spend = SiteLedger::spend(&config, task);
-            let after = l.ledger.epsilon_after(&spend);
-            let budget = l.ledger.summary().budget;
-            match after {
-                Ok(eps) if eps <= budget && task.noise_variance > 0.0 => {}
-                Ok(eps) => {
-                    return Err(Declined {
-                        round,
-                        reason: DeclineReason::Budget,
-                        why: format!(
-                            "round {round} would take this site's epsilon from {:.4} to {eps:.4}, past its budget {budget}",
-                            l.ledger.summary().epsilon
-                        ),
-                        fatal: false,
-                    });
-                }
-                Err(e) => {
-                    return Err(Declined {
-                        round,
-                        reason: DeclineReason::Budget,
-                        why: format!(
-                            "round {round} cannot be accounted against this site's budget: {e}"
-                        ),
-                        fatal: false,
-                    });
-                }
-            }
-        }
         match self.state.take(round) {
             Ok(Ok(())) => {}
             Ok(Err(reused)) => {
@@ -768,6 +750,8 @@ impl Worker<'_> {
             }
             Err(e) => return Err(other(format!("cannot record the round id: {e}"))),
         }
+        // The site's own budget: the round is recorded (its line synced)
+        // before anything of it is sent, or declined.
         if let Some(l) = self.ledger.as_mut() {
             match l.record(&config, task) {
                 Ok(eps) => info!(
@@ -989,6 +973,43 @@ mod tests {
         let small_bytes = small.encode(4);
         let small = ReceivedTask::decode(&small_bytes, 100).unwrap();
         assert!(!small.matches(&config(veil_crypto::kdf::task_digest(&small_bytes))));
+        // An evaluation's input is its counts, not the model: a config of
+        // the model's dimension for an evaluation task is refused, one of
+        // the counts' length accepted.
+        let spec = veil_secagg::messages::TrainingSpec {
+            architecture: "logistic".into(),
+            features: (0..99).map(|i| format!("x{i}")).collect(),
+            classes: vec!["no".into(), "yes".into()],
+            optimizer: veil_secagg::messages::LocalOptimizer::Sgd,
+            epochs: 1,
+            batch_size: 8,
+            learning_rate: 0.1,
+            holdout: 0.2,
+            standardization: None,
+        };
+        let evaluate = Task {
+            purpose: veil_secagg::messages::Purpose::Evaluate { row_cap: 10 },
+            training: Some(spec),
+            ..task(0.0)
+        };
+        let bytes = evaluate.encode(4);
+        let digest = veil_crypto::kdf::task_digest(&bytes);
+        let received = ReceivedTask::decode(&bytes, 100).unwrap();
+        assert!(!received.matches(&config(digest)), "d = the model's 100");
+        let counts = RoundConfig::new(
+            4,
+            (0..10).collect(),
+            u32::try_from(veil_secagg::messages::evaluation_len(2)).unwrap(),
+            RingBits::new(32).unwrap(),
+            6,
+            9,
+            2,
+            1000,
+            [0; 32],
+        )
+        .unwrap()
+        .with_task_digest(digest);
+        assert!(received.matches(&counts));
     }
 
     #[test]

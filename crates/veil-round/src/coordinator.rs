@@ -805,6 +805,20 @@ impl Coordinator {
         self.finish(*flight, outcome, now)
     }
 
+    /// Ends a completed round without a release: logs why, records it,
+    /// and tells the participants in its sum.
+    fn discard(&mut self, mut record: RoundRecord, why: String) {
+        warn!(
+            round = record.round_id,
+            "sum discarded, nothing released: {why}"
+        );
+        record.outcome = Outcome::Discarded;
+        record.detail = Some(why);
+        self.failed_rounds = self.failed_rounds.saturating_add(1);
+        self.tell_discarded(record.round_id, &record.included);
+        self.actions.push_back(Action::Ended(Box::new(record)));
+    }
+
     /// Tells each participant whose input was in a discarded sum that the
     /// round did not count (SPEC.md §10.4, code 10).
     fn tell_discarded(&mut self, round: u64, included: &[ParticipantId]) {
@@ -875,18 +889,40 @@ impl Coordinator {
                 result.included.len(),
                 self.plan.min_clients
             );
-            warn!(
-                round = config.round,
-                "sum discarded, nothing released: {why}"
-            );
-            record.outcome = Outcome::Discarded;
-            record.detail = Some(why);
-            self.failed_rounds = self.failed_rounds.saturating_add(1);
-            self.tell_discarded(config.round, &result.included);
-            self.actions.push_back(Action::Ended(Box::new(record)));
+            self.discard(record, why);
             return Ok(());
         }
         let release = self.plan.release_plan_for(&flight.purpose);
+        // A summary round's sum, read back before anything is recorded: a
+        // statistics sum that counts no rows is discarded, like a short
+        // sum, with nothing in the ledger.
+        let summary = match &flight.purpose {
+            Purpose::Train => None,
+            _ => Some(veil_dp::contribution::mean_update(
+                &result.sum,
+                release.scale,
+                config.ring.bits(),
+                1,
+            )?),
+        };
+        let mut statistics = None;
+        if let (Purpose::Statistics { row_cap, bounds }, Some(sum)) = (&flight.purpose, &summary) {
+            let sums = FeatureSums::from_sum(sum, *row_cap, bounds)?;
+            match sums.standardization(bounds) {
+                Some((mean, std)) => {
+                    statistics = Some(StatisticsRecord {
+                        rows: sums.rows,
+                        mean,
+                        std,
+                    });
+                }
+                None => {
+                    // Nothing to standardise with: the round is tried again.
+                    self.discard(record, "the statistics sums count no rows".into());
+                    return Ok(());
+                }
+            }
+        }
         // 1. The ledger line, to be synced before anything is released.
         let mut ledger_line = None;
         if let (Some(ledger), Some(spend)) = (
@@ -900,59 +936,32 @@ impl Coordinator {
             self.counters.ledger_lines = Some(ledger.summary().rounds);
             self.counters.ledger_tail = Some(recorded.hash);
         }
-        if let Purpose::Statistics { row_cap, bounds } = &flight.purpose {
-            let sum = veil_dp::contribution::mean_update(
-                &result.sum,
-                release.scale,
-                config.ring.bits(),
-                1,
-            )?;
-            let sums = FeatureSums::from_sum(&sum, *row_cap, bounds)?;
-            let Some((mean, std)) = sums.standardization(bounds) else {
-                // No rows (or noise that says so): nothing to standardise
-                // with; the round is tried again.
-                warn!(round = config.round, "statistics round counted no rows");
-                record.outcome = Outcome::Discarded;
-                record.detail = Some("the sums count no rows".into());
-                self.failed_rounds = self.failed_rounds.saturating_add(1);
-                self.tell_discarded(config.round, &result.included);
-                self.actions.push_back(Action::Ended(Box::new(record)));
-                return Ok(());
-            };
+        if let Some(found) = statistics {
             info!(
                 round = config.round,
                 included = result.included.len(),
-                rows = sums.rows,
+                rows = found.rows,
                 "statistics released: every site standardises with them from now on"
             );
+            let standardization = (found.mean.clone(), found.std.clone());
             if let Some(t) = self.plan.training.as_mut() {
-                t.standardization = Some((mean.clone(), std.clone()));
+                t.standardization = Some(standardization.clone());
             }
-            record.statistics = Some(StatisticsRecord {
-                rows: sums.rows,
-                mean: mean.clone(),
-                std: std.clone(),
-            });
+            record.statistics = Some(found);
             record.outcome = Outcome::Released;
             self.actions.push_back(Action::Release(Box::new(Release {
                 ledger_line,
                 model: None,
                 sum: None,
-                standardization: Some((mean, std)),
+                standardization: Some(standardization),
                 counters: self.counters,
                 record,
             })));
             return Ok(());
         }
-        if let Purpose::Evaluate { row_cap } = flight.purpose {
-            let sum = veil_dp::contribution::mean_update(
-                &result.sum,
-                release.scale,
-                config.ring.bits(),
-                1,
-            )?;
+        if let (Purpose::Evaluate { row_cap }, Some(sum)) = (&flight.purpose, &summary) {
             let classes = self.plan.training.as_ref().map_or(0, |t| t.classes.len());
-            let counts = EvaluationCounts::from_sum(&sum, row_cap, classes)?;
+            let counts = EvaluationCounts::from_sum(sum, *row_cap, classes)?;
             let found = EvaluationRecord {
                 examples: counts.examples,
                 accuracy: counts.accuracy(),
@@ -961,7 +970,7 @@ impl Coordinator {
                 count_noise_std: self.plan.privacy.map(|p| {
                     p.noise_multiplier
                         * veil_secagg::messages::EVALUATION_CLIP_NORM
-                        * f64::from(row_cap)
+                        * f64::from(*row_cap)
                 }),
             };
             info!(

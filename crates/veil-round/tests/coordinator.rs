@@ -23,7 +23,7 @@ use veil_dp::ledger::Ledger;
 use veil_round::record::Outcome;
 use veil_round::{
     Action, Coordinator, Counters, EvaluationPlan, KeepModel, PrivacyPlan, Release, Resume,
-    RoundKind, RoundPlan, SecAggPlan, StatisticsPlan, StopReason,
+    RoundKind, RoundPlan, RoundRecord, SecAggPlan, StatisticsPlan, StopReason,
 };
 use veil_secagg::messages::{
     EVALUATION_CLIP_NORM, FeatureSums, LocalOptimizer, MessageType, Purpose, ServerMessage, Task,
@@ -63,6 +63,8 @@ struct Clients {
     sessions: BTreeMap<ParticipantId, ClientSession>,
     tasks: BTreeMap<ParticipantId, Task>,
     rng: ChaCha20Rng,
+    /// Round ids whose statistics inputs count no rows.
+    no_rows: Vec<u64>,
 }
 
 impl Clients {
@@ -81,6 +83,7 @@ impl Clients {
             sessions: BTreeMap::new(),
             tasks: BTreeMap::new(),
             rng,
+            no_rows: Vec::new(),
         }
     }
 
@@ -122,7 +125,9 @@ impl Clients {
             // A statistics round: each client holds one row, (id, id, …).
             Purpose::Statistics { row_cap, bounds } => {
                 let mut sums = FeatureSums::new(bounds.len());
-                sums.add(&vec![id as f32; bounds.len()], bounds);
+                if !self.no_rows.contains(&config.round) {
+                    sums.add(&vec![id as f32; bounds.len()], bounds);
+                }
                 let mut values = sums.to_input(*row_cap, bounds);
                 veil_dp::contribution::contribute(
                     &mut values,
@@ -600,4 +605,47 @@ fn a_restarted_server_with_released_statistics_trains_at_once_and_a_plan_without
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_statistics_sum_of_no_rows_is_discarded_before_the_ledger_and_tried_again() {
+    let mut clients = Clients::new(4);
+    clients.no_rows.push(1);
+    let mut p = statistics_plan(3);
+    p.privacy = Some(PrivacyPlan {
+        noise_multiplier: 1.0,
+        delta: 1e-5,
+        budget: 1e6,
+    });
+    let ledger = Ledger::open(&[], 1e6, 1e-5).unwrap();
+    let mut c = clients.coordinator(p, Some(ledger));
+    let now = Instant::now();
+    connect_all(&mut c, 4, now);
+    let log = run_until_quiet(&mut c, &mut clients, now, &[]);
+    // Round 1 counted no rows: discarded, its participants told, nothing
+    // in the ledger; round 2 gives the statistics, round 3 trains.
+    let ended: Vec<&RoundRecord> = log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Ended(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(
+        (ended[0].round_id, ended[0].outcome),
+        (1, Outcome::Discarded)
+    );
+    let releases = all_released(&log);
+    let kinds: Vec<(u64, RoundKind)> = releases
+        .iter()
+        .map(|r| (r.record.round_id, r.record.kind))
+        .collect();
+    assert_eq!(kinds, [(2, RoundKind::Statistics), (3, RoundKind::Train)]);
+    // Every ledger line is in a release, and the counters count exactly
+    // those: the in-memory ledger never runs ahead of its file.
+    assert!(releases.iter().all(|r| r.ledger_line.is_some()));
+    assert_eq!(c.counters().ledger_lines, Some(2));
+    assert_eq!(releases[1].counters.ledger_lines, Some(2));
+    assert_eq!(releases[0].counters.ledger_lines, Some(1));
 }
