@@ -266,6 +266,35 @@ fn attack_3b_two_tasks_are_two_rounds() {
 }
 
 #[test]
+fn attack_3c_an_evaluation_shown_to_one_site_and_training_to_the_others_are_two_rounds() {
+    // The purpose is inside the Task: a server that shows client 3 an
+    // evaluation of the model (or a statistics round) while the others
+    // train, to read client 3's counts against the others' updates, shows
+    // two digests, so two session ids, and nothing is revealed.
+    let train = veil_secagg::test_vectors::vector_task();
+    let evaluate = veil_secagg::messages::Task {
+        purpose: veil_secagg::messages::Purpose::Evaluate { row_cap: 10 },
+        ..train.clone()
+    };
+    let digest = |t: &veil_secagg::messages::Task| veil_crypto::kdf::task_digest(&t.encode(77));
+    assert_ne!(digest(&train), digest(&evaluate));
+    let shown_to_3 = config_with_seed(5, 4, 3, 1, [1; 32])
+        .unwrap()
+        .with_task_digest(digest(&evaluate));
+    let mut s = Server::new(shown_to_3, &[], &SiteFloor::default(), 8).unwrap();
+    s.run_to_masked_inputs();
+    let advert_of_3 = s.advert_of(3).unwrap();
+    let shown_to_others = config_with_seed(5, 4, 3, 1, [1; 32])
+        .unwrap()
+        .with_task_digest(digest(&train));
+    let mut s = Server::new(shown_to_others, &[], &SiteFloor::default(), 9).unwrap();
+    s.forged_adverts.insert(3, advert_of_3);
+    s.run_to_masked_inputs();
+    assert!(s.revealed.is_empty());
+    refused_for(&s, &[0, 1, 2, 4], Violation::BadKeySignature(3));
+}
+
+#[test]
 fn attack_4_a_site_refuses_rounds_below_its_floor() {
     let floor = SiteFloor::default();
     let refused = |cfg: RoundConfig| match Server::new(cfg, &[], &floor, 7) {
