@@ -223,6 +223,45 @@ fn example_level_dp_sgd_reports_each_clients_epsilon() {
         .collect();
     assert_eq!(eps.len(), 2);
     assert!(eps[0] < eps[1] && eps[1] <= 5.0 * 1.0001, "{eps:?}");
+
+    // Each site kept its own ledger of its DP-SGD rounds, enforcing the
+    // target; `veil privacy ledger` replays each, and the worst site's is
+    // the figure reported.
+    let mut worst = 0.0_f64;
+    for site in 1..=4 {
+        let path = dir
+            .path()
+            .join(format!("run/sites/site-{site:03}/ledger.jsonl"));
+        let out = Command::new(VEIL)
+            .args(["privacy", "ledger", "--json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["rounds"], 2, "{v}");
+        assert_eq!(v["budget"], 5.0, "{v}");
+        let e = v["epsilon"].as_f64().unwrap();
+        assert!(e <= 5.0, "{e}");
+        worst = worst.max(e);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"mechanism\":\"poisson_subsampled_gaussian\""));
+        assert!(text.contains("\"steps\":"), "{text}");
+    }
+    assert!((worst - eps[1]).abs() < 1e-9, "{worst} vs {eps:?}");
+
+    // Its statistics and evaluation sums would carry no noise: refused.
+    for extra in [["--standardize", "secure"], ["--evaluate-every", "1"]] {
+        let mut args = vec!["--dp", "dp-sgd", "--out", "refused"];
+        args.extend(extra);
+        let (ok, _, err) = simulate(dir.path(), &args);
+        assert!(!ok && err.contains("would carry no noise"), "{err}");
+        assert!(!dir.path().join("refused").exists());
+    }
 }
 
 #[test]

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 
 use rand::RngExt;
 use rand::rngs::ChaCha20Rng;
+use veil_dp::ledger::{Ledger, RoundSpend};
 use veil_learn::dataset::{CsvFormat, Dataset, Schema, Standardizer};
-use veil_learn::dp_sgd::{DpSgd, train_local_dp_sgd};
+use veil_learn::dp_sgd::{DpSgd, schedule, train_local_dp_sgd};
 use veil_learn::eval::predict;
 use veil_learn::model::ModelSpec;
 use veil_learn::server_opt::{ServerOptimizer, ServerOptimizerKind};
@@ -140,9 +141,93 @@ pub(crate) struct Site {
     /// The probability of sitting a round out, and its generator
     /// (`veil simulate`'s dropout; none in service).
     pub(crate) dropout: Option<(f64, ChaCha20Rng)>,
-    /// Example-level DP-SGD, with a generator seeded from the OS (noise
-    /// must be unpredictable).
-    pub(crate) dp_sgd: Option<(DpSgd, ChaCha20Rng)>,
+    /// Example-level DP-SGD, and the site's ledger of it.
+    pub(crate) dp_sgd: Option<SiteDpSgd>,
+}
+
+/// Example-level DP-SGD at a site: its settings, a generator seeded from
+/// the OS (noise must be unpredictable), and the site's own ledger, which
+/// records every round of local steps (one `poisson_subsampled_gaussian`
+/// line with `steps`) before the update leaves, and refuses a round past
+/// the site's budget.
+pub(crate) struct SiteDpSgd {
+    dp: DpSgd,
+    rng: ChaCha20Rng,
+    ledger: Ledger,
+    /// The ledger's file (appended and synced per round), if kept.
+    path: Option<PathBuf>,
+}
+
+impl SiteDpSgd {
+    /// DP-SGD at `dp`, with a ledger of budget `budget` at `delta`, kept in
+    /// `path` if given (an existing ledger there is replayed and continued).
+    pub(crate) fn new(
+        dp: DpSgd,
+        rng: ChaCha20Rng,
+        budget: f64,
+        delta: f64,
+        path: Option<PathBuf>,
+    ) -> Result<Self, String> {
+        let bytes = match &path {
+            Some(p) if p.exists() => {
+                std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            _ => Vec::new(),
+        };
+        let ledger = Ledger::open(&bytes, budget, delta).map_err(|e| match &path {
+            Some(p) => format!("{}: {e}", p.display()),
+            None => e.to_string(),
+        })?;
+        Ok(Self {
+            dp,
+            rng,
+            ledger,
+            path,
+        })
+    }
+
+    /// Records a round of local DP-SGD on `rows` rows (the site's own round
+    /// count is the line's round id), if the budget allows; the line is
+    /// synced before the update is made.
+    fn record(&mut self, rows: usize, local: &LocalTraining) -> Result<f64, SiteDataError> {
+        let (q, steps) = schedule(rows, local);
+        let round = self
+            .ledger
+            .summary()
+            .last_round
+            .map_or(1, |r| r.saturating_add(1));
+        let spend = RoundSpend::new(
+            round,
+            self.dp.noise_multiplier,
+            q,
+            self.dp.clip_norm,
+            rows as u64,
+        )
+        .with_steps(steps);
+        let recorded = self.ledger.record_round(&spend).map_err(|e| match e {
+            veil_dp::Error::BudgetExceeded { would_be, budget } => SiteDataError(format!(
+                "DP-SGD: another round would take this site's epsilon from {:.4} to {would_be:.4}, past its budget {budget}",
+                self.ledger.summary().epsilon
+            )),
+            other => SiteDataError(format!("DP-SGD: the round cannot be accounted: {other}")),
+        })?;
+        if let Some(p) = &self.path {
+            append_synced(p, &recorded.line)
+                .map_err(|e| SiteDataError(format!("{}: {e}", p.display())))?;
+        }
+        Ok(recorded.epsilon)
+    }
+}
+
+/// Appends `bytes` to `path` (created if missing) and syncs it.
+fn append_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
 }
 
 impl Site {
@@ -276,11 +361,66 @@ impl UpdateSource for Site {
             Standardizer::from_parts(mean.clone(), std.clone())?.apply(&mut data);
         }
         let trained = match &mut self.dp_sgd {
-            Some((dp, noise_rng)) => {
-                train_local_dp_sgd(&model, &task.model, &data, &local, dp, noise_rng)
+            Some(site) => {
+                site.record(data.rows(), &local)?;
+                train_local_dp_sgd(&model, &task.model, &data, &local, &site.dp, &mut site.rng)
             }
             None => train_local(&model, &task.model, &data, &local, seed),
         };
         Ok(trained.map_err(NoUpdate::from)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_dp_sgd_site_records_each_round_and_refuses_one_past_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.jsonl");
+        let dp = DpSgd {
+            clip_norm: 1.0,
+            noise_multiplier: 1.0,
+        };
+        let open = || {
+            SiteDpSgd::new(
+                dp,
+                ChaCha20Rng::seed_from_u64(1),
+                8.0,
+                1e-5,
+                Some(path.clone()),
+            )
+            .unwrap()
+        };
+        let local = LocalTraining {
+            optimizer: veil_learn::train::LocalOptimizer::Sgd,
+            epochs: 1,
+            batch_size: 10,
+            learning_rate: 0.1,
+        };
+        let mut site = open();
+        let mut accepted = 0;
+        let refusal = loop {
+            match site.record(100, &local) {
+                Ok(eps) => {
+                    assert!(eps <= 8.0);
+                    accepted += 1;
+                }
+                Err(e) => break e.0,
+            }
+            assert!(accepted < 1000, "the budget never ran out");
+        };
+        assert!(accepted >= 1, "{refusal}");
+        assert!(accepted >= 2, "{refusal}");
+        assert!(refusal.contains("past its budget 8"), "{refusal}");
+        // The file holds exactly the accepted rounds, and a site reopened
+        // from it (a restart) refuses at once.
+        let summary = veil_dp::ledger::replay(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(summary.rounds, accepted);
+        assert!(open().record(100, &local).is_err());
     }
 }

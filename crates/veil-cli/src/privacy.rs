@@ -115,9 +115,14 @@ pub(crate) struct EpsilonArgs {
 }
 
 /// Distributed mode: the sum of the clients' discrete-Gaussian shares,
-/// accounted by Kairouz, Liu, Steinke 2021 (rounding included, no
-/// amplification by sampling), with its own accountant: given all of
-/// `--min-survivors`, `--dimension` and `--scale`, and not `--accountant`.
+/// accounted by Kairouz, Liu, Steinke 2021 (rounding included), with its
+/// own accountant: given all of `--min-survivors`, `--dimension` and
+/// `--scale`, and not `--accountant`. Its epsilon is the one `veil server`
+/// enforces, against the coordinator, which sees the cohort it samples: no
+/// amplification by sampling. With `--sampling-rate` below 1 the commands
+/// also report the epsilon against those who see only the released models,
+/// with Poisson sampling credited by the general bound of Zhu and Wang 2019
+/// (Theorem 6).
 #[derive(Debug, Args)]
 pub(crate) struct DistributedArgs {
     /// Distributed mode: the fewest clients whose noise shares add up in a
@@ -171,8 +176,7 @@ fn deployment(
     }))
 }
 
-/// A sampling rate in (0, 1], checked though distributed mode does not
-/// credit it.
+/// A sampling rate in (0, 1].
 fn check_rate(q: f64) -> Result<f64, Error> {
     if q.is_finite() && q > 0.0 && q <= 1.0 {
         Ok(q)
@@ -386,6 +390,35 @@ struct DistributedEpsilonOut {
     l2_sensitivity_quanta: f64,
     tau: f64,
     epsilon: f64,
+    /// With a sampling rate below 1: epsilon against those who see only
+    /// the released models (Zhu–Wang 2019), not the coordinator.
+    epsilon_sampling_credited: Option<f64>,
+}
+
+/// Epsilon with Poisson sampling at `q` credited (Zhu–Wang 2019), for
+/// `q < 1`: against those who see only the released models.
+fn sampled_epsilon(
+    z: f64,
+    q: f64,
+    rounds: u64,
+    delta: f64,
+    dep: &veil_dp::distributed::Deployment,
+) -> Result<Option<f64>, Error> {
+    if q >= 1.0 {
+        return Ok(None);
+    }
+    veil_dp::distributed::epsilon_sampled(z, q, rounds, delta, dep).map(Some)
+}
+
+/// The text line for [`sampled_epsilon`].
+fn sampled_line(q: f64, eps: Option<f64>) -> String {
+    eps.map_or_else(String::new, |e| {
+        format!(
+            "\nepsilon, sampled  {e:.4}   (rate {q} credited, Zhu-Wang 2019 Thm 6: against those who see only the released models)\n\
+             {:18}the coordinator sees the cohort it samples: veil server enforces the epsilon without sampling",
+            ""
+        )
+    })
 }
 
 fn distributed_epsilon(
@@ -393,7 +426,6 @@ fn distributed_epsilon(
     rounds: u64,
     dep: &veil_dp::distributed::Deployment,
 ) -> Result<String, Refusal> {
-    // The sampling rate is checked but not credited.
     check_rate(a.sampling_rate)?;
     let mech = veil_dp::distributed::DistributedDiscreteGaussian::from_noise_multiplier(
         a.noise_multiplier,
@@ -402,6 +434,7 @@ fn distributed_epsilon(
         dep.scaled_clip,
     )?;
     let eps = veil_dp::distributed::epsilon(a.noise_multiplier, rounds, a.delta, dep)?;
+    let credited = sampled_epsilon(a.noise_multiplier, a.sampling_rate, rounds, a.delta, dep)?;
     let out = DistributedEpsilonOut {
         accountant: "rdp-distributed-discrete-gaussian",
         noise_multiplier: a.noise_multiplier,
@@ -415,19 +448,20 @@ fn distributed_epsilon(
         l2_sensitivity_quanta: mech.l2_sensitivity(),
         tau: mech.tau(),
         epsilon: eps,
+        epsilon_sampling_credited: credited,
     };
     if a.json {
         return Ok(json(&out));
     }
-    Ok(format!(
+    let text = format!(
         "accountant        RDP, distributed discrete Gaussian (Kairouz-Liu-Steinke 2021)\n\
          noise multiplier  {}   (of a sum of {} shares)\n\
          per-client share  sigma {:.2} quanta   (scale {} x clip {})\n\
          sensitivity       {:.2} quanta after rounding (clip {:.2} quanta, d = {}), tau {:.3e}\n\
-         sampling rate     {}   (not credited in distributed mode)\n\
+         sampling rate     {}\n\
          rounds            {}\n\
          delta             {:e}\n\
-         epsilon           {:.4}",
+         epsilon           {:.4}   (against the coordinator: no sampling credited)",
         a.noise_multiplier,
         dep.clients,
         out.client_sigma_quanta,
@@ -441,7 +475,8 @@ fn distributed_epsilon(
         rounds,
         a.delta,
         eps
-    ))
+    );
+    Ok(text + &sampled_line(a.sampling_rate, credited))
 }
 
 #[derive(Serialize)]
@@ -459,6 +494,9 @@ struct CalibrateOut {
     per_client_noise_std: Option<f64>,
     /// Distributed mode: each client's discrete-Gaussian sigma in quanta.
     per_client_sigma_quanta: Option<f64>,
+    /// Distributed mode with a sampling rate below 1: the epsilon this
+    /// noise gives against those who see only the released models.
+    epsilon_sampling_credited: Option<f64>,
 }
 
 fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
@@ -467,11 +505,15 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
     let dep = deployment(&a.distributed, a.clip_norm)?;
     let min_survivors = dep.as_ref().map(|d| d.clients);
     let acc = a.accountant.dp();
-    let (z, achieved) = match &dep {
+    let (z, achieved, credited) = match &dep {
         Some(dep) => {
             check_rate(a.sampling_rate)?;
             let z = veil_dp::distributed::noise_multiplier(a.epsilon, a.delta, rounds, dep)?;
-            (z, veil_dp::distributed::epsilon(z, rounds, a.delta, dep)?)
+            (
+                z,
+                veil_dp::distributed::epsilon(z, rounds, a.delta, dep)?,
+                sampled_epsilon(z, a.sampling_rate, rounds, a.delta, dep)?,
+            )
         }
         None => {
             let z =
@@ -479,6 +521,7 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
             (
                 z,
                 calibrate::epsilon_by(acc, z, a.sampling_rate, rounds, a.delta)?,
+                None,
             )
         }
     };
@@ -504,6 +547,7 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
         min_survivors,
         per_client_noise_std: per_client,
         per_client_sigma_quanta: sigma_quanta,
+        epsilon_sampling_credited: credited,
     };
     if a.json {
         return Ok(json(&out));
@@ -529,9 +573,10 @@ fn calibrate_cmd(a: &CalibrateArgs) -> Result<String, Refusal> {
     }
     if let Some(sq) = sigma_quanta {
         text.push_str(&format!(
-            "\nin quanta         discrete Gaussian sigma {sq:.2} per client (rounding and tau accounted; sampling not credited)"
+            "\nin quanta         discrete Gaussian sigma {sq:.2} per client (rounding and tau accounted; calibrated against the coordinator, no sampling credited)"
         ));
     }
+    text.push_str(&sampled_line(a.sampling_rate, credited));
     Ok(text)
 }
 
@@ -541,6 +586,10 @@ struct PlanRow {
     epsilon_10: f64,
     epsilon_100: f64,
     epsilon_1000: f64,
+    /// Distributed mode with a sampling rate below 1: the same with
+    /// sampling credited (against those who see only the released models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sampling_credited: Option<[f64; 3]>,
 }
 
 fn plan(a: &PlanArgs) -> Result<String, Refusal> {
@@ -554,11 +603,20 @@ fn plan(a: &PlanArgs) -> Result<String, Refusal> {
             Some(d) => veil_dp::distributed::epsilon(z, t, a.delta, d),
             None => calibrate::epsilon_by(a.accountant.dp(), z, a.sampling_rate, t, a.delta),
         };
+        let credited = |t| match &dep {
+            Some(d) => sampled_epsilon(z, a.sampling_rate, t, a.delta, d),
+            None => Ok(None),
+        };
+        let sampling_credited = match (credited(10)?, credited(100)?, credited(1000)?) {
+            (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+            _ => None,
+        };
         rows.push(PlanRow {
             noise_multiplier: z,
             epsilon_10: eps(10)?,
             epsilon_100: eps(100)?,
             epsilon_1000: eps(1000)?,
+            sampling_credited,
         });
     }
     if a.json {
@@ -566,7 +624,7 @@ fn plan(a: &PlanArgs) -> Result<String, Refusal> {
     }
     let accountant = match &dep {
         Some(d) => format!(
-            "RDP, distributed discrete Gaussian of {} shares, d = {}, clip {} quanta; sampling not credited",
+            "RDP, distributed discrete Gaussian of {} shares, d = {}, clip {} quanta; against the coordinator, no sampling credited",
             d.clients, d.dimension, d.scaled_clip
         ),
         None => format!("{} accountant", a.accountant.name()),
@@ -582,6 +640,22 @@ fn plan(a: &PlanArgs) -> Result<String, Refusal> {
             "\n{:>16} | {:>9.3} | {:>10.3} | {:>11.3}",
             r.noise_multiplier, r.epsilon_10, r.epsilon_100, r.epsilon_1000
         ));
+    }
+    if rows.iter().any(|r| r.sampling_credited.is_some()) {
+        text.push_str(&format!(
+            "\n\nwith sampling rate {} credited (Zhu-Wang 2019 Thm 6): against those who see only the released models and not the cohort\n\n\
+             noise multiplier | 10 rounds | 100 rounds | 1000 rounds\n\
+             -----------------+-----------+------------+------------",
+            a.sampling_rate
+        ));
+        for r in &rows {
+            if let Some([e10, e100, e1000]) = r.sampling_credited {
+                text.push_str(&format!(
+                    "\n{:>16} | {e10:>9.3} | {e100:>10.3} | {e1000:>11.3}",
+                    r.noise_multiplier
+                ));
+            }
+        }
     }
     Ok(text)
 }

@@ -28,7 +28,7 @@ use veil_net::server::{
 use veil_secagg::messages::{LocalOptimizer, TrainingSpec};
 
 use crate::failure::Failure;
-use crate::learning::{Learner, Rows, Site};
+use crate::learning::{Learner, Rows, Site, SiteDpSgd};
 
 mod plots;
 mod report;
@@ -290,15 +290,23 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
                 ChaCha20Rng::seed_from_u64(s.seed.wrapping_mul(31).wrapping_add(i as u64)),
             )
         });
-        site.dp_sgd = dp_sgd_plans.get(i).map(|&(z, _, _)| {
-            (
+        if let Some(&(z, _, _)) = dp_sgd_plans.get(i) {
+            // Each site's own ledger of its DP-SGD rounds, enforcing the
+            // target it was calibrated for (calibration lands at most on
+            // it, rounding the noise up), as a site would.
+            let dir = s.out.join(format!("sites/site-{:03}", i + 1));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            site.dp_sgd = Some(SiteDpSgd::new(
                 DpSgd {
                     clip_norm: s.clip_norm,
                     noise_multiplier: z,
                 },
                 ChaCha20Rng::from_rng(&mut rand::rng()),
-            )
-        });
+                s.epsilon.unwrap_or(f64::MAX / 4.0),
+                s.delta,
+                Some(dir.join("ledger.jsonl")),
+            )?);
+        }
         sources.push(site);
     }
     let state_dir = options.state_dir.clone();
@@ -402,8 +410,10 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             let lo = zs.iter().copied().fold(f64::INFINITY, f64::min);
             let hi = zs.iter().copied().fold(0.0, f64::max);
             format!(
-                "privacy: example-level DP-SGD in each client (clip {}, noise multipliers {lo:.3}..{hi:.3}), epsilon {eps:.3} at delta {} for the worst client; the sums carry no further noise\n",
-                s.clip_norm, s.delta
+                "privacy: example-level DP-SGD in each client (clip {}, noise multipliers {lo:.3}..{hi:.3}), epsilon {eps:.3} at delta {} for the worst client; the sums carry no further noise (site ledgers: {})\n",
+                s.clip_norm,
+                s.delta,
+                s.out.join("sites/site-NNN/ledger.jsonl").display()
             )
         }
         _ => "privacy: off (the released sums carry no noise)\n".to_owned(),

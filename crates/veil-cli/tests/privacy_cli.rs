@@ -327,6 +327,26 @@ fn distributed_mode_is_the_library_s_kls21_accounting() {
     assert!(expected > central, "{expected} vs {central}");
     let l2 = v["l2_sensitivity_quanta"].as_f64().unwrap();
     assert!(l2 > 128.0 * 1.5, "{l2}");
+    // Sampling at 0.01 is reported beside it, credited by Zhu–Wang 2019,
+    // and is not what the service enforces (the main figure).
+    let credited =
+        veil_dp::distributed::epsilon_sampled(1.1, 0.01, 1000, 1e-5, &deployment).unwrap();
+    assert_eq!(v["epsilon_sampling_credited"].as_f64().unwrap(), credited);
+    assert!(credited * 10.0 < expected, "{credited} vs {expected}");
+    let mut text = EPS.to_vec();
+    text.extend(DISTRIBUTED);
+    let out = veil(&text);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!("epsilon, sampled  {credited:.4}"))
+            && shown.contains("veil server enforces the epsilon without sampling"),
+        "{shown}"
+    );
+    let mut full = text.clone();
+    let at = full.iter().position(|x| *x == "0.01").unwrap();
+    full[at] = "1";
+    full.push("--json");
+    assert!(json(&veil(&full))["epsilon_sampling_credited"].is_null());
 
     // Calibration meets its target in distributed mode, with the share in
     // quanta.

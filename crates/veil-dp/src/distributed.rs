@@ -26,10 +26,14 @@
 //!   valid for `σ >= 1/2`. Extra noise from more contributors is independent
 //!   of the neighbouring client's data, so a sum of more than `n` shares is at
 //!   least as private (post-processing).
-//! - **No amplification by sampling is credited.** The exact analysis of the
-//!   Poisson-subsampled Gaussian ([`crate::rdp`]) does not carry over to this
-//!   mechanism, so a distributed round is accounted as if every client were
-//!   in it (`q = 1`): an upper bound for any sampling rate.
+//! - **Amplification by sampling** is not part of a release's accounting
+//!   here: the coordinator sees the cohort it samples, so against it a
+//!   round is accounted as if every client were in it (`q = 1`), an upper
+//!   bound for any sampling rate. The exact analysis of the
+//!   Poisson-subsampled Gaussian ([`crate::rdp`]) does not carry over to
+//!   this mechanism; for those who see only the released models,
+//!   [`epsilon_sampled`] credits Poisson sampling by the general bound of
+//!   Zhu–Wang 2019 ([`crate::subsample`]).
 
 use crate::error::{Error, Result, check_positive, check_range};
 use crate::noise::MAX_DISCRETE_SIGMA;
@@ -223,6 +227,22 @@ impl RdpAccountant {
     ) {
         self.compose_curve(steps, |alpha| mechanism.rdp(alpha));
     }
+
+    /// Adds `steps` releases of the distributed discrete Gaussian run on a
+    /// Poisson sample of clients of rate `sampling_rate`, by the general
+    /// bound of Zhu–Wang 2019 ([`crate::subsample`]); sound only against a
+    /// party that does not learn the sample.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] unless `sampling_rate` is in `(0, 1]`.
+    pub fn compose_sampled_distributed_discrete_gaussian(
+        &mut self,
+        mechanism: &DistributedDiscreteGaussian,
+        sampling_rate: f64,
+        steps: u64,
+    ) -> Result<()> {
+        self.compose_poisson_subsampled(sampling_rate, steps, |alpha| mechanism.rdp(alpha))
+    }
 }
 
 /// A distributed deployment's shape: what [`epsilon`] and
@@ -250,6 +270,25 @@ pub fn epsilon(
     delta: f64,
     deployment: &Deployment,
 ) -> Result<f64> {
+    epsilon_sampled(noise_multiplier, 1.0, rounds, delta, deployment)
+}
+
+/// As [`epsilon`], with each client in each round independently with
+/// probability `sampling_rate`, credited by the general bound of Zhu–Wang
+/// 2019 ([`crate::subsample`]). This holds against those who do not learn
+/// who was sampled (those who see only the released models), not against
+/// the coordinator that drew the cohort; `sampling_rate = 1` is
+/// [`epsilon`].
+///
+/// # Errors
+/// As [`epsilon`], and for a sampling rate outside `(0, 1]`.
+pub fn epsilon_sampled(
+    noise_multiplier: f64,
+    sampling_rate: f64,
+    rounds: u64,
+    delta: f64,
+    deployment: &Deployment,
+) -> Result<f64> {
     crate::calibrate::check_steps(rounds)?;
     let m = DistributedDiscreteGaussian::from_noise_multiplier(
         noise_multiplier,
@@ -258,7 +297,7 @@ pub fn epsilon(
         deployment.scaled_clip,
     )?;
     let mut acc = RdpAccountant::new();
-    acc.compose_distributed_discrete_gaussian(&m, rounds);
+    acc.compose_sampled_distributed_discrete_gaussian(&m, sampling_rate, rounds)?;
     Ok(acc.epsilon(delta, crate::rdp::Conversion::Improved)?.0)
 }
 

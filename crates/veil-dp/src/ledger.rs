@@ -5,7 +5,10 @@
 //! (`poisson_subsampled_gaussian`: central Gaussian noise, accounted with
 //! amplification by sampling; `distributed_discrete_gaussian`: one
 //! discrete-Gaussian share per participant, with `client_sigma`, `scale` and
-//! `dimension` and `shares`, accounted by [`crate::distributed`]), the participants, `δ`, the budget, and the **cumulative** `ε` after the
+//! `dimension` and `shares`, accounted by [`crate::distributed`]), `steps`
+//! when a round made more than one release (a DP-SGD site's local steps,
+//! each a subsampled Gaussian; omitted for 1), the participants, `δ`, the
+//! budget, and the **cumulative** `ε` after the
 //! round, plus `prev`, the SHA-256 of the previous line's bytes (64 zeros for
 //! the first). [`Ledger::record_round`] computes the round's cost, refuses a
 //! round that would exceed the budget, and returns the line to append. The
@@ -47,6 +50,10 @@ pub struct RoundSpend {
     /// Distributed noise: the clients' discrete-Gaussian shares (`None`
     /// for central Gaussian noise).
     pub distributed: Option<DistributedNoise>,
+    /// How many releases of the mechanism the round made (1, or a DP-SGD
+    /// site's local steps in a round: each a Poisson-subsampled Gaussian of
+    /// the same noise and rate). Distributed rounds are one release.
+    pub steps: u64,
 }
 
 /// The shape of a distributed-noise round, besides its clip norm and
@@ -97,7 +104,15 @@ impl RoundSpend {
             clip_norm,
             participants,
             distributed: None,
+            steps: 1,
         }
+    }
+
+    /// The same round, making `steps` releases of its central Gaussian
+    /// (example-level DP-SGD: a round of local steps).
+    #[must_use]
+    pub fn with_steps(self, steps: u64) -> Self {
+        Self { steps, ..self }
     }
 
     /// A round whose sum holds `participants` contributions, of whose
@@ -142,10 +157,22 @@ impl RoundSpend {
     /// Adds this round to `accountant`.
     fn compose(&self, accountant: &mut RdpAccountant) -> Result<()> {
         check_positive("clip-norm", self.clip_norm)?;
+        crate::calibrate::check_steps(self.steps).map_err(|_| Error::InvalidParameter {
+            name: "steps",
+            value: 0.0,
+            expected: "a whole number >= 1",
+        })?;
         match self.distributed {
-            None => {
-                accountant.compose_subsampled_gaussian(self.noise_multiplier, self.sampling_rate, 1)
-            }
+            None => accountant.compose_subsampled_gaussian(
+                self.noise_multiplier,
+                self.sampling_rate,
+                self.steps,
+            ),
+            Some(_) if self.steps != 1 => Err(Error::InvalidParameter {
+                name: "steps",
+                value: self.steps as f64,
+                expected: "1 for a distributed round",
+            }),
             Some(d) => {
                 check_sampling_rate(self.sampling_rate)?;
                 let scale = check_positive("scale", d.scale)?;
@@ -188,6 +215,8 @@ struct Line {
     dimension: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     shares: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    steps: Option<u64>,
     delta: f64,
     budget: f64,
     epsilon: f64,
@@ -215,10 +244,16 @@ impl Line {
             self.dimension,
             self.shares,
         ) {
-            (GAUSSIAN, None, None, None, None) => {
-                Ok(RoundSpend::new(round, self.noise_multiplier, q, c, m))
-            }
-            (DISTRIBUTED, Some(sigma), Some(scale), Some(d), Some(shares)) => {
+            (GAUSSIAN, None, None, None, None) => match self.steps {
+                None => Ok(RoundSpend::new(round, self.noise_multiplier, q, c, m)),
+                Some(n) if n >= 2 => {
+                    Ok(RoundSpend::new(round, self.noise_multiplier, q, c, m).with_steps(n))
+                }
+                Some(n) => Err(format!("steps {n}: omitted for 1, else at least 2")),
+            },
+            (DISTRIBUTED, Some(sigma), Some(scale), Some(d), Some(shares))
+                if self.steps.is_none() =>
+            {
                 let noise = DistributedNoise::new(sigma, scale, d, shares);
                 let spend = RoundSpend::distributed(round, noise, q, c, m);
                 let z = spend.noise_multiplier;
@@ -231,7 +266,7 @@ impl Line {
                 Ok(spend)
             }
             (GAUSSIAN | DISTRIBUTED, ..) => Err(format!(
-                "{} needs client_sigma, scale, dimension and shares exactly when distributed",
+                "{} needs client_sigma, scale, dimension and shares exactly when distributed (and steps only when not)",
                 self.mechanism
             )),
             (other, ..) => Err(format!("unknown mechanism {other:?}")),
@@ -255,9 +290,9 @@ pub struct LedgerSummary {
     pub budget: f64,
     /// Each round's id and the cumulative `ε` after it.
     pub history: Vec<(u64, f64)>,
-    /// Each central-Gaussian round's noise multiplier and sampling rate,
-    /// in order.
-    pub mechanisms: Vec<(f64, f64)>,
+    /// Each central-Gaussian round's noise multiplier, sampling rate and
+    /// steps, in order.
+    pub mechanisms: Vec<(f64, f64, u64)>,
     /// Rounds with distributed discrete-Gaussian noise.
     pub distributed_rounds: u64,
     /// The SHA-256 of each line (newline excluded), in order: the last is
@@ -338,8 +373,8 @@ impl LedgerSummary {
             });
         }
         let mut acc = crate::pld::PldAccountant::new();
-        for &(sigma, q) in &self.mechanisms {
-            acc.compose_subsampled_gaussian(sigma, q, 1)?;
+        for &(sigma, q, steps) in &self.mechanisms {
+            acc.compose_subsampled_gaussian(sigma, q, steps)?;
         }
         acc.epsilon(self.delta)
     }
@@ -354,7 +389,7 @@ impl LedgerSummary {
             self.distributed_rounds = self.distributed_rounds.saturating_add(1);
         } else {
             self.mechanisms
-                .push((spend.noise_multiplier, spend.sampling_rate));
+                .push((spend.noise_multiplier, spend.sampling_rate, spend.steps));
         }
     }
 
@@ -592,6 +627,7 @@ impl Ledger {
             scale: spend.distributed.map(|d| d.scale),
             dimension: spend.distributed.map(|d| d.dimension),
             shares: spend.distributed.map(|d| d.shares),
+            steps: (spend.steps != 1).then_some(spend.steps),
             delta: self.summary.delta,
             budget: self.summary.budget,
             epsilon: eps,

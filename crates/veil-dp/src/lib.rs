@@ -6,6 +6,8 @@
 //! - [`distributed`]: RDP of the sum of clients' discrete-Gaussian noise
 //!   shares (Kairouz, Liu, Steinke 2021), including the sensitivity that
 //!   rounding adds;
+//! - [`subsample`]: amplification by Poisson sampling for any RDP curve
+//!   (Zhu, Wang 2019, Theorem 6), for the distributed mechanism;
 //! - [`calibrate`]: the smallest noise multiplier that meets a target
 //!   `(ε, δ)`;
 //! - [`clip`]: L2 clipping, flat and per named tensor;
@@ -51,5 +53,6 @@ pub mod plan;
 pub mod pld;
 pub mod quantize;
 pub mod rdp;
+pub mod subsample;
 
 pub use error::{Error, Result};

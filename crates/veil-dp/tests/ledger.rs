@@ -216,7 +216,7 @@ fn distributed_rounds_are_accounted_by_kls21_and_replay() {
     let summary = replay(&path).unwrap();
     assert!((summary.epsilon - direct).abs() <= 1e-12 * direct);
     assert_eq!((summary.rounds, summary.distributed_rounds), (4, 3));
-    assert_eq!(summary.mechanisms, vec![(1.0, 0.1)]);
+    assert_eq!(summary.mechanisms, vec![(1.0, 0.1, 1)]);
     // PLD does not account these rounds, and says so naming the argument.
     assert!(matches!(
         summary.pld_epsilon(),
@@ -281,4 +281,45 @@ fn distributed_lines_that_were_edited_or_misshapen_are_refused() {
             ..
         })
     ));
+}
+
+#[test]
+fn a_dp_sgd_round_of_many_steps_is_one_line_and_replays() {
+    // A DP-SGD site's round: 12 local steps of the subsampled Gaussian.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.jsonl");
+    let mut l = OnDisk::open(&path, 50.0, 1e-5).unwrap();
+    for round in 1..=3 {
+        let s = RoundSpend::new(round, 1.2, 0.05, 1.0, 400).with_steps(12);
+        l.record_round(&s).unwrap();
+    }
+    let direct = epsilon(1.2, 0.05, 36, 1e-5, Conversion::Improved).unwrap();
+    let summary = replay(&path).unwrap();
+    assert!(
+        (summary.epsilon - direct).abs() < 1e-9,
+        "{}",
+        summary.epsilon
+    );
+    assert_eq!(summary.rounds, 3);
+    assert_eq!(summary.mechanisms, vec![(1.2, 0.05, 12); 3]);
+    let pld = summary.pld_epsilon().unwrap();
+    assert!(pld > 0.0 && pld <= summary.epsilon, "{pld}");
+
+    // Fewer steps recorded than taken is an edit the replay catches.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let fewer = text.replacen("\"steps\":12", "\"steps\":2", 1);
+    assert_ne!(fewer, text);
+    assert!(ledger::replay(fewer.as_bytes()).is_err());
+    // `steps` is omitted for 1, never 0 or 1 in the file.
+    for bad in ["\"steps\":1,", "\"steps\":0,"] {
+        let edited = text.replacen("\"steps\":12,", bad, 1);
+        assert!(ledger::replay(edited.as_bytes()).is_err(), "{bad}");
+    }
+    // A distributed round is one release.
+    let mut d = Ledger::open(&[], 1e9, 1e-5).unwrap();
+    assert!(
+        d.record_round(&distributed_spend(1, 20).with_steps(2))
+            .is_err()
+    );
+    assert!(d.record_round(&spend(1).with_steps(0)).is_err());
 }

@@ -357,6 +357,18 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
             Standardize::Pooled
         },
     );
+    if dp == DpMode::DpSgd && (standardize == Standardize::Secure || evaluate_every > 0) {
+        // DP-SGD noises the training steps only: a statistics or
+        // evaluation sum would reach the server with no noise at all.
+        return Err(format!(
+            "{}: with --dp dp-sgd its sums would carry no noise (DP-SGD noises only the training steps); use --dp distributed",
+            if evaluate_every > 0 {
+                "evaluate-every"
+            } else {
+                "standardize secure"
+            }
+        ));
+    }
     let dropout = pick(args.dropout.as_ref(), file.dropout.as_ref(), 0.0);
     if !(0.0..0.5).contains(&dropout) {
         return Err(format!("dropout: {dropout} is not in [0, 0.5)"));
