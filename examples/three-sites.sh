@@ -16,6 +16,8 @@
 # EPSILON=off runs without differential privacy, and then with the secure
 # statistics round and secure evaluation (below). MODEL (default logistic;
 # mlp:W1,W2,… or cnn:C for square image rows) is the task's model.
+# KIND=regression makes it a regression (the label is a number, as in
+# data/diabetes.csv): model `linear` by default, MSE and R² reported.
 #
 # Step by step, as three hospitals and a coordinator would do it:
 #  1. the coordinator makes the deployment CA and its server certificate;
@@ -44,9 +46,10 @@ DATA=${1:?usage: examples/three-sites.sh DATA.csv [OUT_DIR]}
 OUT=${2:-$(mktemp -d /tmp/veil-three-sites.XXXXXX)}
 ROUNDS=${ROUNDS:-20}
 EPSILON=${EPSILON:-8}
-MODEL=${MODEL:-logistic}
-if [ "$MODEL" != logistic ] && [ "$EPSILON" != off ]; then
-    # The calibration below counts a binary logistic model's parameters.
+KIND=${KIND:-classification}
+if [ "$KIND" = regression ]; then MODEL=${MODEL:-linear}; else MODEL=${MODEL:-logistic}; fi
+if [ "$MODEL" != logistic ] && [ "$MODEL" != linear ] && [ "$EPSILON" != off ]; then
+    # The calibration below counts a one-layer model's parameters.
     echo "MODEL=$MODEL needs EPSILON=off in this demo" >&2
     exit 2
 fi
@@ -74,15 +77,23 @@ done
 # The task: columns, classes, and the standardisation (see the shortcut
 # above).
 features=$(echo "$header" | tr ',' '\n' | grep -vx label | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')
-classes=$(awk -F, '{ print $NF }' train-rows.csv | sort -u | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')
+if [ "$KIND" = regression ]; then
+    # No classes; the label is standardised (and bounded) as one more
+    # column.
+    labelled='kind = "regression"'
+    last=0
+else
+    labelled="classes = [$(awk -F, '{ print $NF }' train-rows.csv | sort -u | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')]"
+    last=1
+fi
 if [ "$EPSILON" = off ]; then
-    stats=$(awk -F, '{ for (i = 1; i < NF; i++) { a = ($i < 0 ? -$i : $i); if (a > b[i]) b[i] = a } k = NF - 1 }
+    stats=$(awk -F, -v last="$last" '{ for (i = 1; i <= NF - last; i++) { a = ($i < 0 ? -$i : $i); if (a > b[i]) b[i] = a } k = NF - last }
         END { for (i = 1; i <= k; i++) { p = 1; while (p < b[i]) p *= 10; while (b[i] > 0 && p / 10 >= b[i] && p > 1e-6) p /= 10;
             bounds = bounds (i > 1 ? ", " : "") sprintf("%.6g", p) }
             print "holdout = 0.2"; print "[statistics]"; print "bounds = [" bounds "]";
             print "[evaluation]"; print "every = 5" }' train-rows.csv)
 else
-    stats=$(awk -F, '{ for (i = 1; i < NF; i++) { s[i] += $i; q[i] += $i * $i } n++; k = NF - 1 }
+    stats=$(awk -F, -v last="$last" '{ for (i = 1; i <= NF - last; i++) { s[i] += $i; q[i] += $i * $i } n++; k = NF - last }
         END { for (i = 1; i <= k; i++) { m = s[i] / n; v = q[i] / n - m * m; d = (v > 1e-12 ? sqrt(v) : 1);
             mean = mean (i > 1 ? ", " : "") sprintf("%.6g", m); sd = sd (i > 1 ? ", " : "") sprintf("%.6g", d) }
             print "mean = [" mean "]"; print "std = [" sd "]" }' train-rows.csv)
@@ -100,7 +111,7 @@ for s in 1 2 3; do
 done
 
 # 4: the server's config, the noise calibrated for the budget: the sum of
-# the 3 sites' shares, over the logistic model's parameters.
+# the 3 sites' shares, over the one-layer model's parameters.
 port=${PORT:-$((20000 + RANDOM % 20000))}
 params=$((dimension_hint + 1))
 privacy=""
@@ -132,7 +143,7 @@ $privacy
 [task]
 model = "$MODEL"
 features = [$features]
-classes = [$classes]
+$labelled
 epochs = 5
 batch_size = 16
 learning_rate = 0.1
@@ -168,7 +179,12 @@ fi
 wait
 
 # 6: the model on the held-out rows, and what the secure evaluations found.
-if grep -q '"kind":"evaluate"' state/rounds.jsonl; then
+if [ "$KIND" = regression ] && grep -q '"kind":"evaluate"' state/rounds.jsonl; then
+    echo "secure evaluations (on the rows the sites held out, by round):"
+    grep '"kind":"evaluate"' state/rounds.jsonl |
+        sed 's/.*"training_round":\([0-9]*\).*"r2":\(null\|[0-9.eE+-]*\).*/\1 \2/' |
+        awk '{ printf "  round %s: R² %s\n", $1, ($2 == "null" ? "-" : sprintf("%.4f", $2)) }'
+elif grep -q '"kind":"evaluate"' state/rounds.jsonl; then
     echo "secure evaluations (accuracy on the rows the sites held out, by round):"
     grep '"kind":"evaluate"' state/rounds.jsonl |
         sed 's/.*"training_round":\([0-9]*\).*"accuracy":\([0-9.eE+-]*\).*"auc":\(null\|[0-9.eE+-]*\).*/\1 \2 \3/' |

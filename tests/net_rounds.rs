@@ -988,13 +988,18 @@ fn a_second_connection_of_a_client_replaces_the_first() {
 /// The breast-cancer rows: the header, the training rows and the test rows
 /// (its fixed split), as lines of the shipped CSV.
 fn breast_cancer() -> (String, Vec<String>, Vec<String>) {
+    shipped("breast_cancer")
+}
+
+/// A shipped data set's header, training rows and test rows.
+fn shipped(name: &str) -> (String, Vec<String>, Vec<String>) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
-    let csv = std::fs::read_to_string(data.join("breast_cancer.csv")).unwrap();
+    let csv = std::fs::read_to_string(data.join(format!("{name}.csv"))).unwrap();
     let mut lines = csv.lines().map(str::to_owned);
     let header = lines.next().unwrap();
     let rows: Vec<String> = lines.collect();
     let test: std::collections::BTreeSet<usize> =
-        std::fs::read_to_string(data.join("breast_cancer.test_idx.txt"))
+        std::fs::read_to_string(data.join(format!("{name}.test_idx.txt")))
             .unwrap()
             .split_whitespace()
             .map(|i| i.parse().unwrap())
@@ -1215,6 +1220,153 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     // The server logged each released evaluation once.
     let log = dep.log("server.log");
     assert_eq!(log.matches("evaluation released").count(), 2, "{log}");
+}
+
+#[test]
+fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the_sites_rows() {
+    let dep = Deployment::new(3);
+    dep.write_server_config(&ServerSettings {
+        rounds: 8,
+        min_clients: 3,
+        ..ServerSettings::default()
+    });
+    let (header, train, test) = shipped("diabetes");
+    let columns = header.split(',').count();
+    let features: Vec<&str> = header.split(',').filter(|c| *c != "label").collect();
+    let values: Vec<Vec<f64>> = train
+        .iter()
+        .map(|r| r.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    let list = |v: &[String]| format!("[{}]", v.join(", "));
+    let quoted: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
+    // A bound for each feature and, last, the label.
+    let bounds: Vec<String> = (0..columns)
+        .map(|j| {
+            let most = values.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
+            format!("{}", 10_f64.powf(most.log10().ceil()))
+        })
+        .collect();
+    let task = format!(
+        "[task]\nkind = \"regression\"\nmodel = \"linear\"\nfeatures = {}\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.05\nholdout = 0.25\n\n[statistics]\nbounds = {}\nrow_cap = 200\n\n[evaluation]\nevery = 4\nrow_cap = 200\n",
+        list(&quoted),
+        list(&bounds),
+    );
+    let config = std::fs::read_to_string(dep.path().join("server.toml"))
+        .unwrap()
+        .replace("dimension = 300\n", "")
+        + &task;
+    std::fs::write(dep.path().join("server.toml"), config).unwrap();
+    for (i, site) in dep.clients.iter().enumerate() {
+        let rows: Vec<&str> = train
+            .iter()
+            .skip(i)
+            .step_by(3)
+            .map(String::as_str)
+            .collect();
+        std::fs::write(
+            dep.path().join(format!("{site}.csv")),
+            format!("{header}\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+    }
+    let mut server = dep.spawn_server();
+    let mut clients: Vec<Child> = dep
+        .clients
+        .iter()
+        .map(|c| {
+            dep.write_client_config(c, "certs");
+            dep.spawn(
+                &[
+                    "client",
+                    "--config",
+                    &format!("{c}.toml"),
+                    "--data",
+                    &format!("{c}.csv"),
+                ],
+                &format!("{c}.log"),
+            )
+        })
+        .collect();
+    let (ok, out) = dep.wait_exit(&mut server, "server");
+    assert!(ok, "{out}\n{}", dep.log("server.log"));
+    dep.wait_clients_ok(&mut clients);
+    let rounds = dep.rounds();
+    assert_eq!(released(&rounds).len(), 8, "{rounds:?}");
+    // The statistics round found the label's pooled mean and deviation
+    // over the sites' training rows, as the eleventh column.
+    assert_eq!(rounds[0]["kind"], "statistics", "{rounds:?}");
+    let st = &rounds[0]["statistics"];
+    let mut training_rows = Vec::new();
+    for i in 0..3 {
+        let site: Vec<&Vec<f64>> = values.iter().skip(i).step_by(3).collect();
+        training_rows.extend(
+            site.into_iter()
+                .enumerate()
+                .filter(|(j, _)| j % 4 != 3)
+                .map(|(_, r)| r[columns - 1]),
+        );
+    }
+    let m = training_rows.len() as f64;
+    let mu = training_rows.iter().sum::<f64>() / m;
+    let sd = (training_rows.iter().map(|y| (y - mu).powi(2)).sum::<f64>() / m).sqrt();
+    let (got_mu, got_sd) = (
+        st["mean"][columns - 1].as_f64().unwrap(),
+        st["std"][columns - 1].as_f64().unwrap(),
+    );
+    assert!(
+        (got_mu - mu).abs() <= 1e-3 * sd,
+        "label mean {got_mu} vs {mu}"
+    );
+    assert!(
+        (got_sd - sd).abs() <= 1e-3 * sd,
+        "label std {got_sd} vs {sd}"
+    );
+    // The checkpoint on the raw test rows (centralised least squares:
+    // R² 0.332).
+    std::fs::write(
+        dep.path().join("test.csv"),
+        format!("{header}\n{}\n", test.join("\n")),
+    )
+    .unwrap();
+    let out = predict_json(&dep, "test.csv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("three sites, diabetes, 8 rounds, no DP: {v}");
+    assert!(v["r2"].as_f64().unwrap() > 0.25, "{v}");
+    // The last secure evaluation is what the sites' held-out rows give.
+    let secure = &rounds
+        .iter()
+        .rfind(|r| r["kind"] == "evaluate" && r["outcome"] == "released")
+        .unwrap()["evaluation"];
+    let mut held_out = Vec::new();
+    for i in 0..3 {
+        let site: Vec<&String> = train.iter().skip(i).step_by(3).collect();
+        held_out.extend(site.into_iter().skip(3).step_by(4).cloned());
+    }
+    std::fs::write(
+        dep.path().join("held_out.csv"),
+        format!("{header}\n{}\n", held_out.join("\n")),
+    )
+    .unwrap();
+    let out = predict_json(&dep, "held_out.csv");
+    assert!(out.status.success());
+    let central: Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("secure evaluation {secure}; the same rows scored in one place {central}");
+    assert!((secure["examples"].as_f64().unwrap() - held_out.len() as f64).abs() < 1e-3);
+    let (a, b) = (
+        secure["r2"].as_f64().unwrap(),
+        central["r2"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-3, "R² {a} vs {b}");
+    let (a, b) = (
+        secure["mse"].as_f64().unwrap(),
+        central["mse"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-3 * b, "MSE {a} vs {b}");
 }
 
 #[test]

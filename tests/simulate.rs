@@ -434,3 +434,111 @@ fn bad_or_conflicting_privacy_flags_are_refused_by_name_and_leave_no_run_directo
         );
     }
 }
+
+#[test]
+fn a_regression_trains_federated_with_secure_statistics_and_evaluation_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/diabetes.csv");
+    let (ok, out, err) = simulate(
+        dir.path(),
+        &[
+            "--data",
+            data,
+            "--kind",
+            "regression",
+            "--dp",
+            "off",
+            "--rounds",
+            "10",
+            "--evaluate-every",
+            "5",
+            "--transport",
+            "memory",
+            "--out",
+            "run",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("linear regression"), "{out}");
+    assert!(out.contains("secure evaluation of round 10"), "{out}");
+    let run = dir.path().join("run");
+    // The statistics round standardised the label too: 10 features + 1.
+    let (mean, std): (Vec<f64>, Vec<f64>) = serde_json::from_str(
+        &std::fs::read_to_string(run.join("state/standardization.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((mean.len(), std.len()), (11, 11));
+    // The label's mean and deviation (all rows: 152, 77).
+    assert!((mean[10] - 152.0).abs() < 20.0 && (std[10] - 77.0).abs() < 15.0);
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let header: Vec<&str> = metrics.lines().next().unwrap().split(',').collect();
+    let last: Vec<&str> = metrics.lines().last().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|c| *c == name).unwrap();
+    let r2: f64 = last[col("test_r2")].parse().unwrap();
+    let mse: f64 = last[col("test_loss")].parse().unwrap();
+    // Centralised linear regression on this split: R² 0.332, MSE 3424.
+    assert!(r2 > 0.28, "{metrics}");
+    let secure: f64 = last[col("secure_r2")].parse().unwrap();
+    assert!(secure > 0.2 && secure < 1.0, "{metrics}");
+    assert!(last[col("test_accuracy")].is_empty(), "{metrics}");
+
+    // The checkpoint scores the test rows as the run did.
+    let csv = std::fs::read_to_string(data).unwrap();
+    let test: std::collections::BTreeSet<usize> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/diabetes.test_idx.txt"
+    ))
+    .unwrap()
+    .lines()
+    .map(|l| l.trim().parse().unwrap())
+    .collect();
+    let mut rows = csv.lines().next().unwrap().to_owned() + "\n";
+    for (i, line) in csv.lines().skip(1).enumerate() {
+        if test.contains(&i) {
+            rows += line;
+            rows += "\n";
+        }
+    }
+    std::fs::write(dir.path().join("test.csv"), rows).unwrap();
+    let out = Command::new(VEIL)
+        .args(["predict", "--json", "--model"])
+        .arg(run.join("model.safetensors"))
+        .arg("--data")
+        .arg(dir.path().join("test.csv"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rows"], 89);
+    assert!((v["r2"].as_f64().unwrap() - r2).abs() < 1e-4, "{v} vs {r2}");
+    assert!(
+        (v["mse"].as_f64().unwrap() - mse).abs() < 1e-2 * mse,
+        "{v} vs {mse}"
+    );
+
+    // A label that is a number is not 214 classes; the embedded set is not
+    // a regression.
+    let (ok, _, err) = simulate(dir.path(), &["--data", data, "--out", "x"]);
+    assert!(!ok && err.contains("--kind regression"), "{err}");
+    let (ok, _, err) = simulate(dir.path(), &["--kind", "regression", "--out", "x"]);
+    assert!(!ok && err.contains("give --data"), "{err}");
+    let (ok, _, err) = simulate(
+        dir.path(),
+        &[
+            "--data",
+            data,
+            "--kind",
+            "regression",
+            "--model",
+            "logistic",
+            "--out",
+            "x",
+        ],
+    );
+    assert!(!ok && err.contains("use `linear`"), "{err}");
+    assert!(!dir.path().join("x").exists());
+}

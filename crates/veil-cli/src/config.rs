@@ -67,11 +67,18 @@ pub(crate) struct ServerFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TaskFile {
-    /// `logistic`, or `mlp:W1,W2,…`.
+    /// `classification` (the default) or `regression` (the label is a
+    /// number: no classes, a squared loss, MSE and R² reported).
+    #[serde(default = "default_kind")]
+    pub(crate) kind: String,
+    /// `logistic` (classification), `linear` (regression), `mlp:W1,W2,…`
+    /// or `cnn:C`.
     pub(crate) model: String,
     /// The feature columns every site's CSV has, in order.
     pub(crate) features: Vec<String>,
-    /// The label's classes, as they appear in the `label` column.
+    /// The label's classes, as they appear in the `label` column (none for
+    /// a regression).
+    #[serde(default)]
     pub(crate) classes: Vec<String>,
     #[serde(default = "default_local_optimizer")]
     pub(crate) local_optimizer: String,
@@ -87,7 +94,8 @@ pub(crate) struct TaskFile {
     /// The server learning rate (default 1 for FedAvg, 0.05 otherwise).
     pub(crate) server_lr: Option<f32>,
     /// Per-feature means and standard deviations every site standardises
-    /// its rows with (both or neither).
+    /// its rows with (both or neither; a regression's have one more, the
+    /// label's, last).
     pub(crate) mean: Option<Vec<f32>>,
     pub(crate) std: Option<Vec<f32>>,
     /// The fraction of each site's rows held out of training for the
@@ -125,6 +133,10 @@ pub(crate) struct StatisticsFile {
     /// (`bounds`): values are clipped to `[-bound, bound]`.
     pub(crate) bound: Option<f32>,
     pub(crate) bounds: Option<Vec<f32>>,
+}
+
+fn default_kind() -> String {
+    "classification".into()
 }
 
 fn one_u64() -> u64 {

@@ -257,11 +257,14 @@ impl Site {
                         .0
                 }
                 Rows::Given(data) => {
+                    let regression = schema.classes.is_empty();
                     if data.feature_names != schema.features
-                        || data
-                            .labels
-                            .iter()
-                            .any(|l| *l as usize >= schema.classes.len())
+                        || data.is_regression() != regression
+                        || (!regression
+                            && data
+                                .labels
+                                .iter()
+                                .any(|l| *l as usize >= schema.classes.len()))
                     {
                         return Err(SiteDataError(
                             "the site's rows do not have the task's columns and classes".into(),
@@ -292,6 +295,12 @@ impl Site {
         spec: &TrainingSpec,
         model: &ModelSpec,
     ) -> Result<EvaluationCounts, SourceError> {
+        if spec.is_regression() && spec.standardization.is_none() {
+            return Err(SiteDataError(
+                "a regression is evaluated in its standardised label's units: the task has no standardisation".into(),
+            )
+            .into());
+        }
         let mut rows = self.rows(&schema(spec), spec.holdout)?.held_out.clone();
         if let Some((mean, std)) = &spec.standardization {
             Standardizer::from_parts(mean.clone(), std.clone())?.apply(&mut rows);
@@ -301,6 +310,13 @@ impl Site {
             return Ok(counts);
         }
         let predicted = predict(model, &task.model, &rows).map_err(NoUpdate::from)?;
+        if let Some(values) = &predicted.values {
+            // A regression, in the standardised label's units.
+            for (i, v) in values.iter().enumerate() {
+                counts.add_regression(f64::from(rows.target(i)), f64::from(*v));
+            }
+            return Ok(counts);
+        }
         for ((label, class), p) in rows
             .labels
             .iter()
@@ -345,14 +361,28 @@ impl UpdateSource for Site {
             }
             Purpose::Statistics { row_cap, bounds } => {
                 // The raw training rows' per-feature sums (SPEC.md §10.15).
+                // A regression's label is one more column.
                 let rows = &self.rows(&schema(spec), spec.holdout)?.train;
-                let mut sums = FeatureSums::new(rows.dim());
+                let mut sums = FeatureSums::new(spec.columns());
+                let mut row = Vec::with_capacity(spec.columns());
                 for i in 0..rows.rows() {
-                    sums.add(rows.row(i), bounds);
+                    row.clear();
+                    row.extend_from_slice(rows.row(i));
+                    if rows.is_regression() {
+                        row.push(rows.target(i));
+                    }
+                    sums.add(&row, bounds);
                 }
                 return Ok(sums.to_input(*row_cap, bounds));
             }
             _ => {}
+        }
+        if spec.is_regression() && spec.standardization.is_none() {
+            // The model predicts the standardised label (SPEC.md §10.13).
+            return Err(SiteDataError(
+                "a regression task needs a standardisation of its label: a statistics round or the task's mean and std".into(),
+            )
+            .into());
         }
         let local = local_training(spec);
         let seed = self.seed ^ task.training_round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -422,5 +452,105 @@ mod tests {
         let summary = veil_dp::ledger::replay(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(summary.rounds, accepted);
         assert!(open().record(100, &local).is_err());
+    }
+
+    /// A regression site's rows: y = 3·x0 − x1 + noise-free offsets.
+    fn regression_rows() -> Dataset {
+        let n = 40;
+        let mut features = Vec::new();
+        let mut targets = Vec::new();
+        for i in 0..n {
+            #[expect(clippy::cast_precision_loss, reason = "small")]
+            let (a, b) = (i as f32 / 7.0, (i % 5) as f32);
+            features.extend([a, b]);
+            targets.push(100.0 + 3.0 * a - b + if i % 3 == 0 { 2.0 } else { -1.0 });
+        }
+        Dataset {
+            feature_names: vec!["a".into(), "b".into()],
+            features,
+            labels: vec![0; n],
+            classes: 0,
+            targets: Some(targets),
+        }
+    }
+
+    fn regression_task(purpose: Purpose, model: Vec<f32>, data: &Dataset) -> Task {
+        let scaler = Standardizer::fit(data);
+        Task {
+            training_round: 1,
+            purpose,
+            clip_norm: 2.0,
+            scale: 256.0,
+            noise_variance: 0.0,
+            training: Some(TrainingSpec {
+                architecture: "linear".into(),
+                features: data.feature_names.clone(),
+                classes: Vec::new(),
+                optimizer: veil_secagg::messages::LocalOptimizer::Sgd,
+                epochs: 2,
+                batch_size: 8,
+                learning_rate: 0.1,
+                holdout: 0.25,
+                standardization: Some((scaler.mean().to_vec(), scaler.std().to_vec())),
+            }),
+            model,
+        }
+    }
+
+    #[test]
+    fn a_regression_site_s_evaluation_input_gives_the_r2_of_its_held_out_rows() {
+        let data = regression_rows();
+        let model = vec![0.8_f32, -0.2, 0.05];
+        let task = regression_task(Purpose::Evaluate { row_cap: 100 }, model.clone(), &data);
+        let mut site = Site::new(Rows::Given(data.clone()), 1);
+        let input = site.update(&task).unwrap();
+        assert_eq!(input.len(), 4);
+        let counts = EvaluationCounts::from_sum(&input, 100, 0).unwrap();
+        // The same rows, held out and standardised by hand.
+        let out: Vec<usize> = (0..data.rows()).filter(|i| held_out(*i, 0.25)).collect();
+        let mut rows = data.subset(&out);
+        Standardizer::fit(&data).apply(&mut rows);
+        let spec = ModelSpec {
+            architecture: veil_learn::model::Architecture::Linear,
+            inputs: 2,
+            classes: 0,
+        };
+        let predicted = predict(&spec, &model, &rows).unwrap().values.unwrap();
+        let targets: Vec<f32> = (0..rows.rows()).map(|i| rows.target(i)).collect();
+        let central = veil_learn::eval::r2(&predicted, &targets).unwrap();
+        assert!((counts.examples - out.len() as f64).abs() < 1e-4);
+        let secure = counts.r2().unwrap();
+        assert!((secure - central).abs() < 1e-4, "{secure} vs {central}");
+    }
+
+    #[test]
+    fn a_regression_site_sums_its_label_as_one_more_column_and_trains_only_standardised() {
+        let data = regression_rows();
+        let mut task = regression_task(
+            Purpose::Statistics {
+                row_cap: 100,
+                bounds: vec![10.0, 10.0, 200.0],
+            },
+            vec![0.0; 3],
+            &data,
+        );
+        let mut site = Site::new(Rows::Given(data.clone()), 1);
+        let input = site.update(&task).unwrap();
+        assert_eq!(input.len(), veil_secagg::messages::statistics_len(3));
+        let sums = FeatureSums::from_sum(&input, 100, &[10.0, 10.0, 200.0]).unwrap();
+        let kept: Vec<usize> = (0..data.rows()).filter(|i| !held_out(*i, 0.25)).collect();
+        let label_sum: f64 = kept.iter().map(|&i| f64::from(data.target(i))).sum();
+        assert!(
+            (sums.sum[2] - label_sum).abs() < 1e-2 * label_sum,
+            "{:?}",
+            sums.sum
+        );
+        // Training without a standardisation of the label is refused.
+        task.purpose = Purpose::Train;
+        if let Some(t) = task.training.as_mut() {
+            t.standardization = None;
+        }
+        let err = site.update(&task).unwrap_err().to_string();
+        assert!(err.contains("standardisation"), "{err}");
     }
 }

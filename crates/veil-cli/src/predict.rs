@@ -4,7 +4,8 @@
 //! was trained with, so raw rows score as the training rows did. With a
 //! `label` column it reports accuracy, ROC-AUC (two classes) and the
 //! confusion matrix; without one it writes each row's class and
-//! probabilities.
+//! probabilities. A regression's model reports the mean squared error (in
+//! the label's units) and R², or writes each row's prediction.
 
 use std::path::PathBuf;
 
@@ -49,6 +50,86 @@ struct Scored {
     confusion: Vec<Vec<u64>>,
 }
 
+/// A regression's scores.
+#[derive(Debug, Serialize)]
+struct ScoredRegression {
+    rows: usize,
+    /// In the label's units.
+    mse: f64,
+    r2: Option<f64>,
+}
+
+/// Scores a regression's rows (standardised as the card says): the mean
+/// squared error in the label's units and R², or the predictions.
+fn run_regression(
+    a: &PredictArgs,
+    card: &veil_learn::checkpoint::ModelCard,
+    params: &[f32],
+    data: &Dataset,
+    labelled: bool,
+) -> Result<String, Failure> {
+    let run = |e: veil_learn::Error| Failure::Run(e.to_string());
+    let dim = data.dim();
+    let unscale = |v: f32| {
+        card.standardization
+            .as_ref()
+            .map_or(v, |s| s.unscale(dim, v))
+    };
+    let values: Vec<f32> = predict(&card.spec(), params, data)
+        .map_err(run)?
+        .values
+        .unwrap_or_default()
+        .into_iter()
+        .map(unscale)
+        .collect();
+    if labelled {
+        let targets: Vec<f32> = (0..data.rows()).map(|i| unscale(data.target(i))).collect();
+        #[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+        let mse = values
+            .iter()
+            .zip(&targets)
+            .map(|(p, t)| (f64::from(*p) - f64::from(*t)).powi(2))
+            .sum::<f64>()
+            / data.rows().max(1) as f64;
+        let scored = ScoredRegression {
+            rows: data.rows(),
+            mse,
+            r2: veil_learn::eval::r2(&values, &targets),
+        };
+        if a.json {
+            return serde_json::to_string(&scored).map_err(|e| Failure::Run(e.to_string()));
+        }
+        return Ok(format!(
+            "{}mean squared error {:.4} (RMSE {:.4}), R² {}",
+            header(a, card, scored.rows),
+            scored.mse,
+            scored.mse.sqrt(),
+            scored
+                .r2
+                .map_or("n/a (the labels do not vary)".to_owned(), |r| format!(
+                    "{r:.4}"
+                ))
+        ));
+    }
+    let mut csv = "row,prediction\n".to_owned();
+    for (i, v) in values.iter().enumerate() {
+        csv += &format!("{i},{v}\n");
+    }
+    write_predictions(a, data.rows(), csv)
+}
+
+fn write_predictions(a: &PredictArgs, rows: usize, csv: String) -> Result<String, Failure> {
+    if let Some(out) = &a.out {
+        veil_net::files::write_atomic(out, csv.as_bytes(), false)?;
+        return Ok(format!(
+            "veil predict: {rows} rows of {} scored; predictions in {}",
+            a.data.display(),
+            out.display()
+        ));
+    }
+    Ok(csv.trim_end().to_owned())
+}
+
 pub(crate) fn run(a: &PredictArgs) -> Result<String, Failure> {
     let delimiter = u8::try_from(a.delimiter)
         .ok()
@@ -62,12 +143,16 @@ pub(crate) fn run(a: &PredictArgs) -> Result<String, Failure> {
     if let Some(s) = &card.standardization {
         s.apply(&mut data);
     }
+    if spec.is_regression() {
+        return run_regression(a, &card, &params, &data, labelled);
+    }
     let run = |e: veil_learn::Error| Failure::Run(e.to_string());
     if labelled {
         let Metrics {
             loss,
             accuracy,
             auc,
+            ..
         } = evaluate(&spec, &params, &data).map_err(run)?;
         let predicted = predict(&spec, &params, &data).map_err(run)?;
         let scored = Scored {
@@ -105,22 +190,14 @@ pub(crate) fn run(a: &PredictArgs) -> Result<String, Failure> {
         let p: Vec<String> = p.iter().map(|v| format!("{v:.6}")).collect();
         csv += &format!("{i},{name},{}\n", p.join(","));
     }
-    if let Some(out) = &a.out {
-        veil_net::files::write_atomic(out, csv.as_bytes(), false)?;
-        return Ok(format!(
-            "veil predict: {} rows of {} scored; predictions in {}",
-            data.rows(),
-            a.data.display(),
-            out.display()
-        ));
-    }
-    Ok(csv.trim_end().to_owned())
+    write_predictions(a, data.rows(), csv)
 }
 
-fn report(a: &PredictArgs, card: &veil_learn::checkpoint::ModelCard, s: &Scored) -> String {
-    let mut text = format!(
+/// The report's first line.
+fn header(a: &PredictArgs, card: &veil_learn::checkpoint::ModelCard, rows: usize) -> String {
+    format!(
         "veil predict: {} rows of {} with {} ({}, training round {}{})\n",
-        s.rows,
+        rows,
         a.data.display(),
         a.model.display(),
         card.architecture,
@@ -128,7 +205,11 @@ fn report(a: &PredictArgs, card: &veil_learn::checkpoint::ModelCard, s: &Scored)
         card.privacy
             .map(|(e, d)| format!(", epsilon {e:.3} at delta {d}"))
             .unwrap_or_default()
-    );
+    )
+}
+
+fn report(a: &PredictArgs, card: &veil_learn::checkpoint::ModelCard, s: &Scored) -> String {
+    let mut text = header(a, card, s.rows);
     text += &format!(
         "accuracy {:.4}{}, loss {:.4}\n",
         s.accuracy,

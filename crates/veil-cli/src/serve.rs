@@ -173,7 +173,7 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
                 row_cap: st.row_cap,
                 bounds: match (&st.bounds, st.bound, &task) {
                     (Some(b), None, _) => b.clone(),
-                    (None, Some(b), Some(t)) => vec![b; t.training.features.len()],
+                    (None, Some(b), Some(t)) => vec![b; t.training.columns()],
                     (None, Some(_), None) => Vec::new(),
                     _ => {
                         return Err(format!(
@@ -303,6 +303,23 @@ fn task_from_file(t: &config::TaskFile) -> Result<ServerTask, String> {
             ));
         }
     };
+    match (t.kind.as_str(), t.classes.is_empty()) {
+        ("classification", false) | ("regression", true) => {}
+        ("classification", true) => {
+            return Err(
+                "task.classes: a classification names its classes (or kind = \"regression\")"
+                    .into(),
+            );
+        }
+        ("regression", false) => {
+            return Err("task.classes: a regression has none (the label is a number)".into());
+        }
+        (other, _) => {
+            return Err(format!(
+                "task.kind: {other:?} is not classification or regression"
+            ));
+        }
+    }
     let standardization = match (&t.mean, &t.std) {
         (Some(m), Some(s)) => Some((m.clone(), s.clone())),
         (None, None) => None,

@@ -59,9 +59,9 @@ fn evaluation_row_cap(parts: &[Vec<usize>], holdout: f64) -> u32 {
     u32::try_from(most.max(1)).unwrap_or(u32::MAX)
 }
 
-/// Each feature's bound for the statistics round: the largest magnitude in
-/// the training rows, or 1 for a column of zeros (in a deployment, the
-/// operator's known range).
+/// Each column's bound for the statistics round (a regression's label is
+/// the last column): the largest magnitude in the training rows, or 1 for
+/// a column of zeros (in a deployment, the operator's known range).
 fn feature_bounds(train: &veil_learn::dataset::Dataset) -> Vec<f32> {
     let d = train.dim().max(1);
     let mut bounds = vec![0.0_f32; train.dim()];
@@ -71,6 +71,14 @@ fn feature_bounds(train: &veil_learn::dataset::Dataset) -> Vec<f32> {
         {
             *b = b.max(x.abs());
         }
+    }
+    if let Some(targets) = &train.targets {
+        bounds.push(
+            targets
+                .iter()
+                .filter(|t| t.is_finite())
+                .fold(0.0_f32, |m, t| m.max(t.abs())),
+        );
     }
     for b in &mut bounds {
         if *b <= f32::EPSILON {
@@ -95,7 +103,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     let s = settings(args)?;
     let started = Instant::now();
     let parts =
-        partition(&s.train.labels, s.clients, s.partition, s.seed).map_err(|e| e.to_string())?;
+        partition(&s.strata(), s.clients, s.partition, s.seed).map_err(|e| e.to_string())?;
     let d = s.spec.num_params();
     let dimension = u32::try_from(d).map_err(|_| "model too large".to_owned())?;
     // Example-level DP-SGD: each client calibrates its own noise for its
@@ -258,6 +266,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             s.scaler.apply(&mut test);
             test
         }),
+        label_scaler: (s.standardize == Standardize::Pooled).then(|| s.scaler.clone()),
         rows: Arc::clone(&rows),
         progress: progress.clone(),
         example_epsilon,
@@ -365,6 +374,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         s.partition_text,
         match &s.spec.architecture {
             Architecture::Logistic => "logistic regression".to_owned(),
+            Architecture::Linear => "linear regression".to_owned(),
             Architecture::Mlp { hidden } => format!("MLP {hidden:?}"),
             Architecture::Cnn { channels } => format!("CNN ({channels} 3x3 kernels)"),
         },
@@ -375,15 +385,36 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         },
         started.elapsed().as_secs_f64()
     );
-    text += &format!(
-        "test accuracy {:.4}{}, loss {:.4} (held-out rows: {})\n",
-        last.test_accuracy,
-        last.test_auc
-            .map(|a| format!(", ROC-AUC {a:.4}"))
-            .unwrap_or_default(),
-        last.test_loss,
-        s.test.rows()
-    );
+    text += &match last.test_r2 {
+        Some(r2) => format!(
+            "test R² {r2:.4}, mean squared error {:.1} (RMSE {:.2}, in the label's units) (held-out rows: {})\n",
+            last.test_loss,
+            last.test_loss.sqrt(),
+            s.test.rows()
+        ),
+        None => format!(
+            "test accuracy {:.4}{}, loss {:.4} (held-out rows: {})\n",
+            last.test_accuracy,
+            last.test_auc
+                .map(|a| format!(", ROC-AUC {a:.4}"))
+                .unwrap_or_default(),
+            last.test_loss,
+            s.test.rows()
+        ),
+    };
+    if let Some(row) = rows.iter().rev().find(|r| r.secure_r2.is_some()) {
+        let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
+        text += &format!(
+            "secure evaluation of round {} on the sites' held-out rows ({} of each site's rows; only the sums left the sites): R² {}, mean squared error {}{}\n",
+            row.round,
+            s.holdout,
+            opt(row.secure_r2),
+            opt(row.secure_loss),
+            row.secure_count_noise
+                .map(|n| format!(" (with DP: noise of std {n:.0} rows on each count)"))
+                .unwrap_or_default()
+        );
+    }
     if let Some(row) = rows.iter().rev().find(|r| r.secure_accuracy.is_some()) {
         let opt = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.4}"));
         text += &format!(

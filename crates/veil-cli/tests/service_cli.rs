@@ -101,6 +101,41 @@ fn server_config_errors_name_the_file_and_the_field() {
         (
             (
                 "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nkind = \"regression\"\nmodel = \"linear\"\nfeatures = [\"a\"]\nclasses = [\"no\", \"yes\"]",
+            ),
+            "server.toml: task.classes: a regression has none",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\"]",
+            ),
+            "server.toml: task.classes: a classification names its classes",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nkind = \"ranking\"\nmodel = \"linear\"\nfeatures = [\"a\"]",
+            ),
+            "server.toml: task.kind",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nkind = \"regression\"\nmodel = \"logistic\"\nfeatures = [\"a\"]",
+            ),
+            "server.toml: task.model: logistic is a classifier",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
+                "corrupt_fraction = 0.0\n[task]\nkind = \"regression\"\nmodel = \"linear\"\nfeatures = [\"a\", \"b\"]\nmean = [0, 0]\nstd = [1, 1]",
+            ),
+            "server.toml: task.standardization",
+        ),
+        (
+            (
+                "corrupt_fraction = 0.0",
                 "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"a\"]\nclasses = [\"no\", \"yes\"]",
             ),
             "server.toml: task.features",

@@ -7,8 +7,10 @@
 //!
 //! The metadata (safetensors `__metadata__`, string to string; lists are
 //! JSON arrays): `veil.format` = `"1"`, `veil.architecture` (`logistic`,
-//! `mlp:W1,W2,…`), `veil.features`, `veil.classes`, `veil.mean` and
-//! `veil.std` (absent without standardisation), `veil.training_round`,
+//! `linear`, `mlp:W1,W2,…`, `cnn:C`), `veil.features`, `veil.classes`
+//! (`[]` for a regression), `veil.mean` and `veil.std` (absent without
+//! standardisation; a regression's have one more entry, the label's, and
+//! its model predicts the standardised label), `veil.training_round`,
 //! `veil.epsilon` and `veil.delta` (absent without DP accounting).
 
 use std::collections::HashMap;
@@ -34,7 +36,8 @@ pub struct ModelCard {
     pub architecture: Architecture,
     /// The feature columns, in order.
     pub features: Vec<String>,
-    /// The class names; a prediction's class id is a position here.
+    /// The class names; a prediction's class id is a position here. Empty
+    /// for a regression.
     pub classes: Vec<String>,
     /// The standardisation the model was trained with, applied to raw rows
     /// before scoring.
@@ -52,7 +55,11 @@ impl ModelCard {
         ModelSpec {
             architecture: self.architecture.clone(),
             inputs: self.features.len(),
-            classes: self.classes.len().max(2),
+            classes: if self.classes.is_empty() {
+                0
+            } else {
+                self.classes.len().max(2)
+            },
         }
     }
 
@@ -131,18 +138,22 @@ impl ModelCard {
         let architecture: Architecture = get("veil.architecture")?.parse()?;
         let features = list("veil.features")?;
         let classes = list("veil.classes")?;
-        if features.is_empty() || classes.len() < 2 {
-            return Err(err(here, "a model needs features and at least 2 classes"));
+        if features.is_empty() || classes.len() == 1 {
+            return Err(err(
+                here,
+                "a model needs features, and 2 classes or more (or none: a regression)",
+            ));
         }
+        let columns = features.len() + usize::from(classes.is_empty());
         let standardization = match (numbers("veil.mean")?, numbers("veil.std")?) {
-            (Some(mean), Some(std)) if mean.len() == features.len() => {
+            (Some(mean), Some(std)) if mean.len() == columns => {
                 Some(Standardizer::from_parts(mean, std)?)
             }
             (None, None) => None,
             _ => {
                 return Err(err(
                     here,
-                    "veil.mean and veil.std: one per feature, both or neither",
+                    "veil.mean and veil.std: one per feature (and the label, for a regression), both or neither",
                 ));
             }
         };

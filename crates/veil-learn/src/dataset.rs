@@ -26,12 +26,14 @@ impl Default for CsvFormat {
 }
 
 /// The columns a task expects of a site's CSV: its features by name and
-/// order, then `label`, whose values are the classes by name.
+/// order, then `label`, whose values are the classes by name (or, with no
+/// classes, numbers: a regression).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schema {
     /// The feature columns, in order.
     pub features: Vec<String>,
     /// The label's classes; a row's class id is its label's position here.
+    /// Empty for a regression.
     pub classes: Vec<String>,
 }
 
@@ -158,6 +160,20 @@ impl<'a> CsvRows<'a> {
         }
     }
 
+    /// Row `n`'s label cell as a regression target: a finite number.
+    fn target(&self, n: usize, cell: &str) -> Result<f32> {
+        cell.parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| {
+                self.err(
+                    n,
+                    Some(LABEL),
+                    format!("{cell:?} is not a number (the task is a regression)"),
+                )
+            })
+    }
+
     /// Appends row `n`'s first `dim` cells as finite numbers.
     fn push_features(
         &self,
@@ -180,17 +196,21 @@ impl<'a> CsvRows<'a> {
     }
 }
 
-/// Rows of numeric features with integer class labels `0..classes`.
+/// Rows of numeric features with integer class labels `0..classes`, or
+/// (a regression) real-valued targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Feature names, in column order.
     pub feature_names: Vec<String>,
     /// Row-major features, `rows × dim`.
     pub features: Vec<f32>,
-    /// One label per row.
+    /// One class id per row (all 0 for a regression).
     pub labels: Vec<u32>,
-    /// Number of classes (`max label + 1`, at least 2).
+    /// Number of classes (`max label + 1`, at least 2; 0 for a
+    /// regression).
     pub classes: usize,
+    /// A regression's targets, one per row; `None` for a classification.
+    pub targets: Option<Vec<f32>>,
 }
 
 impl Dataset {
@@ -198,6 +218,22 @@ impl Dataset {
     #[must_use]
     pub fn rows(&self) -> usize {
         self.labels.len()
+    }
+
+    /// Whether the rows' labels are real-valued targets.
+    #[must_use]
+    pub fn is_regression(&self) -> bool {
+        self.targets.is_some()
+    }
+
+    /// Row `i`'s target (a regression), or class id as a number.
+    #[must_use]
+    #[expect(clippy::cast_precision_loss, reason = "class ids are at most 65535")]
+    pub fn target(&self, i: usize) -> f32 {
+        match &self.targets {
+            Some(t) => t.get(i).copied().unwrap_or(0.0),
+            None => self.labels.get(i).copied().unwrap_or(0) as f32,
+        }
     }
 
     /// Number of features.
@@ -227,6 +263,12 @@ impl Dataset {
             features,
             labels,
             classes: self.classes,
+            targets: self.targets.as_ref().map(|t| {
+                indices
+                    .iter()
+                    .map(|&i| t.get(i).copied().unwrap_or(0.0))
+                    .collect()
+            }),
         }
     }
 
@@ -250,6 +292,25 @@ impl Dataset {
     /// As [`Dataset::parse_csv`]; also for a row that is not UTF-8 or
     /// whose quoting is broken.
     pub fn parse_csv_with(bytes: &[u8], path: &Path, format: CsvFormat) -> Result<Self> {
+        Self::parse_csv_as(bytes, path, format, false)
+    }
+
+    /// As [`Dataset::parse_csv_with`], for a regression: each label is a
+    /// finite number, kept in [`Dataset::targets`].
+    ///
+    /// # Errors
+    /// As [`Dataset::parse_csv_with`], a label that is not a finite number
+    /// instead of one that is not a class id.
+    pub fn parse_csv_regression(bytes: &[u8], path: &Path, format: CsvFormat) -> Result<Self> {
+        Self::parse_csv_as(bytes, path, format, true)
+    }
+
+    fn parse_csv_as(
+        bytes: &[u8],
+        path: &Path,
+        format: CsvFormat,
+        regression: bool,
+    ) -> Result<Self> {
         let mut reader = CsvRows::new(bytes, path, format);
         let names = reader.header()?;
         if names.last().map(String::as_str) != Some(LABEL) {
@@ -261,6 +322,7 @@ impl Dataset {
         }
         let mut features = Vec::new();
         let mut labels = Vec::new();
+        let mut targets = Vec::new();
         while let Some((n, cells)) = reader.row()? {
             if cells.len() != names.len() {
                 return Err(reader.err(
@@ -275,6 +337,11 @@ impl Dataset {
             }
             reader.push_features(n, &cells, &names, dim, &mut features)?;
             let cell = cells.get(dim).map_or("", String::as_str);
+            if regression {
+                targets.push(reader.target(n, cell)?);
+                labels.push(0);
+                continue;
+            }
             let label: u32 = cell.parse().ok().filter(|l| *l <= 65_535).ok_or_else(|| {
                 reader.err(
                     n,
@@ -287,17 +354,22 @@ impl Dataset {
         if labels.is_empty() {
             return Err(reader.err(2, None, "no data rows".into()));
         }
-        let classes = labels
-            .iter()
-            .copied()
-            .max()
-            .map_or(2, |m| m as usize + 1)
-            .max(2);
+        let classes = if regression {
+            0
+        } else {
+            labels
+                .iter()
+                .copied()
+                .max()
+                .map_or(2, |m| m as usize + 1)
+                .max(2)
+        };
         Ok(Self {
             feature_names: names.into_iter().take(dim).collect(),
             features,
             labels,
             classes,
+            targets: regression.then_some(targets),
         })
     }
 
@@ -327,8 +399,10 @@ impl Dataset {
         })?;
         let dim = schema.features.len();
         let labelled = names.len() > dim;
+        let regression = schema.classes.is_empty();
         let mut features = Vec::new();
         let mut labels = Vec::new();
+        let mut targets = Vec::new();
         while let Some((n, cells)) = reader.row()? {
             if cells.len() != names.len() {
                 return Err(reader.err(
@@ -338,6 +412,14 @@ impl Dataset {
                 ));
             }
             reader.push_features(n, &cells, &names, dim, &mut features)?;
+            if regression {
+                targets.push(match cells.get(dim) {
+                    Some(cell) => reader.target(n, cell)?,
+                    None => 0.0,
+                });
+                labels.push(0);
+                continue;
+            }
             let label = match cells.get(dim) {
                 Some(cell) => schema.class_of(cell).ok_or_else(|| {
                     reader.err(
@@ -361,7 +443,12 @@ impl Dataset {
                 feature_names: schema.features.clone(),
                 features,
                 labels,
-                classes: schema.classes.len().max(2),
+                classes: if regression {
+                    0
+                } else {
+                    schema.classes.len().max(2)
+                },
+                targets: regression.then_some(targets),
             },
             labelled,
         ))
@@ -373,6 +460,15 @@ impl Dataset {
     /// [`Error::Io`] or [`Error::Csv`].
     pub fn load_csv(path: &Path) -> Result<Self> {
         Self::parse_csv_with(&read_capped(path)?, path, CsvFormat::default())
+    }
+
+    /// Reads a CSV file whose label is a number (see
+    /// [`Dataset::parse_csv_regression`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Csv`].
+    pub fn load_csv_regression(path: &Path) -> Result<Self> {
+        Self::parse_csv_regression(&read_capped(path)?, path, CsvFormat::default())
     }
 
     /// Reads a CSV file against a task's schema (see
@@ -461,7 +557,10 @@ pub fn load_indices(path: &Path) -> Result<Vec<usize>> {
     parse_indices(text, path)
 }
 
-/// Per-feature mean and standard deviation, fitted on training rows.
+/// Per-column mean and standard deviation, fitted on training rows: one
+/// per feature and, for a regression, one more for the target (the model
+/// then predicts the standardised target; [`Standardizer::unscale`] turns a
+/// prediction back).
 ///
 /// In a federated run this is fitted by whoever holds the training rows:
 /// `veil simulate` fits it on the union of the clients' rows, as a
@@ -503,22 +602,29 @@ impl Standardizer {
         &self.std
     }
 
-    /// Fits on `data`'s rows. A constant feature gets standard deviation 1.
+    /// Fits on `data`'s rows (and a regression's targets). A constant
+    /// column gets standard deviation 1.
     #[must_use]
     pub fn fit(data: &Dataset) -> Self {
-        let d = data.dim();
+        let d = data.dim() + usize::from(data.is_regression());
         let n = data.rows().max(1) as f64;
+        let column = |i: usize| {
+            data.row(i)
+                .iter()
+                .copied()
+                .chain(data.targets.as_ref().map(|_| data.target(i)))
+        };
         let mut mean = vec![0_f64; d];
         for i in 0..data.rows() {
-            for (m, v) in mean.iter_mut().zip(data.row(i)) {
-                *m += f64::from(*v);
+            for (m, v) in mean.iter_mut().zip(column(i)) {
+                *m += f64::from(v);
             }
         }
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = vec![0_f64; d];
         for i in 0..data.rows() {
-            for ((s, v), m) in var.iter_mut().zip(data.row(i)).zip(&mean) {
-                *s += (f64::from(*v) - m).powi(2);
+            for ((s, v), m) in var.iter_mut().zip(column(i)).zip(&mean) {
+                *s += (f64::from(v) - m).powi(2);
             }
         }
         #[expect(clippy::cast_possible_truncation, reason = "features are f32")]
@@ -534,7 +640,8 @@ impl Standardizer {
         }
     }
 
-    /// Standardises `data` in place.
+    /// Standardises `data` in place: its features, and a regression's
+    /// targets when the standardiser has a column for them.
     pub fn apply(&self, data: &mut Dataset) {
         let d = data.dim();
         for row in data.features.chunks_exact_mut(d) {
@@ -542,5 +649,25 @@ impl Standardizer {
                 *v = (*v - m) / s;
             }
         }
+        if let (Some(targets), Some((m, s))) = (data.targets.as_mut(), self.target(d)) {
+            for t in targets {
+                *t = (*t - m) / s;
+            }
+        }
+    }
+
+    /// The target's `(mean, std)` for rows of `dim` features: the column
+    /// after the features, if the standardiser has one.
+    #[must_use]
+    pub fn target(&self, dim: usize) -> Option<(f32, f32)> {
+        (self.mean.len() == dim + 1).then(|| (self.mean[dim], self.std[dim]))
+    }
+
+    /// A standardised prediction of the target, in the target's units
+    /// (unchanged without a target column).
+    #[must_use]
+    pub fn unscale(&self, dim: usize, prediction: f32) -> f32 {
+        self.target(dim)
+            .map_or(prediction, |(m, s)| prediction * s + m)
     }
 }

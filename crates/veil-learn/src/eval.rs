@@ -1,5 +1,5 @@
 //! Evaluation on held-out rows: mean loss, accuracy, and ROC-AUC for
-//! binary tasks.
+//! binary tasks; for a regression the mean squared error and R².
 
 use candle_core::D;
 
@@ -11,12 +11,15 @@ use crate::train::batch;
 /// Test metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Metrics {
-    /// Mean loss.
+    /// Mean loss (a regression's: the mean squared error, in the units the
+    /// targets are in).
     pub loss: f64,
-    /// Fraction classified correctly.
+    /// Fraction classified correctly (NaN for a regression).
     pub accuracy: f64,
     /// ROC-AUC of the positive class (binary tasks only).
     pub auc: Option<f64>,
+    /// The coefficient of determination `1 − SSE/SST` (a regression only).
+    pub r2: Option<f64>,
 }
 
 /// A model's predictions for some rows.
@@ -29,6 +32,9 @@ pub struct Predictions {
     pub probabilities: Vec<Vec<f32>>,
     /// Each row's score for ROC-AUC (a binary model's logit), if binary.
     pub scores: Option<Vec<f32>>,
+    /// A regression's predictions, one per row, in the units of the
+    /// targets it was trained on (the other fields are then empty).
+    pub values: Option<Vec<f32>>,
 }
 
 /// Predicts `data`'s rows with the flat model `params`.
@@ -40,6 +46,14 @@ pub fn predict(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Predi
     let rows: Vec<usize> = (0..data.rows()).collect();
     let (x, _) = batch(data, &rows)?;
     let logits = model.forward(&x)?;
+    if spec.is_regression() {
+        return Ok(Predictions {
+            classes: Vec::new(),
+            probabilities: Vec::new(),
+            scores: None,
+            values: Some(logits.flatten_all()?.to_vec1::<f32>()?),
+        });
+    }
     if spec.outputs() == 1 {
         let z = logits.flatten_all()?.to_vec1::<f32>()?;
         let probabilities = z
@@ -53,6 +67,7 @@ pub fn predict(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Predi
             classes: z.iter().map(|v| u32::from(*v > 0.0)).collect(),
             probabilities,
             scores: Some(z),
+            values: None,
         })
     } else {
         let p = candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()?;
@@ -60,6 +75,7 @@ pub fn predict(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Predi
             classes: logits.argmax(D::Minus1)?.to_vec1::<u32>()?,
             probabilities: p,
             scores: None,
+            values: None,
         })
     }
 }
@@ -90,6 +106,16 @@ pub fn evaluate(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Metr
     let (x, y) = batch(data, &rows)?;
     let logits = model.forward(&x)?;
     let loss = f64::from(model.loss(&logits, &y)?.to_scalar::<f32>()?);
+    if spec.is_regression() {
+        let z = logits.flatten_all()?.to_vec1::<f32>()?;
+        let t: Vec<f32> = rows.iter().map(|&r| data.target(r)).collect();
+        return Ok(Metrics {
+            loss,
+            accuracy: f64::NAN,
+            auc: None,
+            r2: r2(&z, &t),
+        });
+    }
     let labels = &data.labels;
     let (predicted, auc) = if spec.outputs() == 1 {
         let z = logits.flatten_all()?.to_vec1::<f32>()?;
@@ -105,7 +131,28 @@ pub fn evaluate(spec: &ModelSpec, params: &[f32], data: &Dataset) -> Result<Metr
         loss,
         accuracy,
         auc,
+        r2: None,
     })
+}
+
+/// The coefficient of determination of `predicted` against `targets`,
+/// `1 − Σ(t − p)² / Σ(t − t̄)²` (`None` without rows or when the targets
+/// do not vary).
+#[must_use]
+#[expect(clippy::cast_precision_loss, reason = "row counts are small")]
+pub fn r2(predicted: &[f32], targets: &[f32]) -> Option<f64> {
+    let n = targets.len() as f64;
+    if targets.is_empty() {
+        return None;
+    }
+    let mean = targets.iter().map(|t| f64::from(*t)).sum::<f64>() / n;
+    let total: f64 = targets.iter().map(|t| (f64::from(*t) - mean).powi(2)).sum();
+    let residual: f64 = predicted
+        .iter()
+        .zip(targets)
+        .map(|(p, t)| (f64::from(*t) - f64::from(*p)).powi(2))
+        .sum();
+    (total > 0.0).then(|| 1.0 - residual / total)
 }
 
 /// ROC-AUC: the probability that a random positive scores above a random

@@ -1,6 +1,8 @@
 //! Models: logistic regression (binary with one logit, softmax for more
-//! classes), a multi-layer perceptron with ReLU hidden layers, and a small
-//! convolutional network for square image rows (`data/digits.csv`, 8×8).
+//! classes), linear regression (one output, squared loss), a multi-layer
+//! perceptron with ReLU hidden layers, and a small convolutional network
+//! for square image rows (`data/digits.csv`, 8×8). A regression (`classes
+//! = 0`) has one output and the mean squared error as its loss.
 //!
 //! **Flat order** (the secure-aggregation vector, SPEC-independent but
 //! fixed): for the convolutional model first its kernel `conv0.weight`
@@ -19,8 +21,10 @@ use crate::error::{Error, Result};
 /// The model family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Architecture {
-    /// One linear layer.
+    /// One linear layer, for a classification.
     Logistic,
+    /// One linear layer, for a regression.
+    Linear,
     /// Linear layers with ReLU between them; `hidden` are the widths.
     Mlp {
         /// Hidden layer widths, input side first.
@@ -40,6 +44,7 @@ impl core::fmt::Display for Architecture {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Logistic => f.write_str("logistic"),
+            Self::Linear => f.write_str("linear"),
             Self::Cnn { channels } => write!(f, "cnn:{channels}"),
             Self::Mlp { hidden } => {
                 let widths: Vec<String> = hidden.iter().map(ToString::to_string).collect();
@@ -52,11 +57,13 @@ impl core::fmt::Display for Architecture {
 impl core::str::FromStr for Architecture {
     type Err = Error;
 
-    /// Parses `logistic`, `mlp:W1,W2,…` (positive widths, at most 16
-    /// layers of at most 65536) or `cnn:C` (1 to 256 kernels).
+    /// Parses `logistic`, `linear`, `mlp:W1,W2,…` (positive widths, at
+    /// most 16 layers of at most 65536) or `cnn:C` (1 to 256 kernels).
     fn from_str(s: &str) -> Result<Self> {
-        if s == "logistic" {
-            return Ok(Self::Logistic);
+        match s {
+            "logistic" => return Ok(Self::Logistic),
+            "linear" => return Ok(Self::Linear),
+            _ => {}
         }
         if let Some(c) = s.strip_prefix("cnn:") {
             return c
@@ -69,7 +76,7 @@ impl core::str::FromStr for Architecture {
         }
         let bad = || {
             Error::Config(format!(
-                "model {s:?}: use `logistic`, `mlp:W1,W2,…` or `cnn:C`"
+                "model {s:?}: use `logistic`, `linear`, `mlp:W1,W2,…` or `cnn:C`"
             ))
         };
         let widths = s.strip_prefix("mlp:").ok_or_else(bad)?;
@@ -99,15 +106,22 @@ pub struct ModelSpec {
     pub architecture: Architecture,
     /// Input features.
     pub inputs: usize,
-    /// Classes (2 = binary, one logit).
+    /// Classes (2 = binary, one logit; 0 = a regression, one output).
     pub classes: usize,
 }
 
 impl ModelSpec {
-    /// Output logits: 1 for a binary task, else one per class.
+    /// Output logits: 1 for a binary task or a regression, else one per
+    /// class.
     #[must_use]
     pub fn outputs(&self) -> usize {
         if self.classes <= 2 { 1 } else { self.classes }
+    }
+
+    /// Whether the model is a regression's (no classes).
+    #[must_use]
+    pub fn is_regression(&self) -> bool {
+        self.classes == 0
     }
 
     /// The side of a square image row (`None` unless `inputs` is the
@@ -129,7 +143,7 @@ impl ModelSpec {
                 let half = self.image_side().unwrap_or(0) / 2;
                 widths = vec![channels * half * half];
             }
-            Architecture::Logistic => {}
+            Architecture::Logistic | Architecture::Linear => {}
         }
         widths.push(self.outputs());
         widths.windows(2).map(|w| (w[0], w[1])).collect()
@@ -164,12 +178,26 @@ impl ModelSpec {
     /// Checks the spec.
     ///
     /// # Errors
-    /// [`Error::Config`] for zero inputs or classes, or a zero-width layer.
+    /// [`Error::Config`] for zero inputs, one class, a zero-width layer,
+    /// `logistic` for a regression or `linear` for a classification.
     pub fn check(&self) -> Result<()> {
-        if self.inputs == 0 || self.classes < 2 {
+        if self.inputs == 0 || self.classes == 1 {
             return Err(Error::Config(
-                "a model needs at least 1 input and 2 classes".into(),
+                "a model needs at least 1 input, and 2 classes or none (a regression)".into(),
             ));
+        }
+        match (&self.architecture, self.is_regression()) {
+            (Architecture::Logistic, true) => {
+                return Err(Error::Config(
+                    "logistic is a classifier: use `linear` for a regression".into(),
+                ));
+            }
+            (Architecture::Linear, false) => {
+                return Err(Error::Config(
+                    "linear is a regression: use `logistic` for a classification".into(),
+                ));
+            }
+            _ => {}
         }
         if let Architecture::Mlp { hidden } = &self.architecture
             && hidden.contains(&0)
@@ -190,14 +218,17 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// Initial parameters: zeros for logistic regression; for an MLP or a
+    /// Initial parameters: zeros for logistic and linear regression; for an MLP or a
     /// CNN, each weight uniform in `±1/sqrt(fan_in)` (PyTorch's default)
     /// from `seed`, biases zero.
     #[must_use]
     pub fn init(&self, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha20Rng::seed_from_u64(seed);
         let mut out = Vec::with_capacity(self.num_params());
-        let random = !matches!(self.architecture, Architecture::Logistic);
+        let random = !matches!(
+            self.architecture,
+            Architecture::Logistic | Architecture::Linear
+        );
         for (_, shape) in self.tensors() {
             let n: usize = shape.iter().product();
             let fan_in: usize = shape.iter().skip(1).product();
@@ -310,13 +341,19 @@ impl Model {
         Ok(h)
     }
 
-    /// The mean loss of `logits` against `labels` (`[n]`, u32): binary
+    /// The mean loss of `logits` against `labels` (`[n]`, u32; f32 targets
+    /// for a regression): the squared error for a regression, binary
     /// cross-entropy on one logit (computed stably as
     /// `softplus(z) − y·z`), or softmax cross-entropy.
     ///
     /// # Errors
     /// [`Error::Candle`] on a shape mismatch.
     pub fn loss(&self, logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+        if self.spec.is_regression() {
+            let z = logits.flatten_all()?;
+            let y = labels.to_dtype(DType::F32)?;
+            return Ok((z - y)?.sqr()?.mean_all()?);
+        }
         if self.spec.outputs() == 1 {
             let z = logits.flatten_all()?;
             let y = labels.to_dtype(DType::F32)?;

@@ -49,21 +49,28 @@ impl LocalTraining {
     }
 }
 
-/// A batch's inputs and labels as tensors.
+/// A batch's inputs and labels as tensors (u32 class ids, or a
+/// regression's f32 targets).
 ///
 /// # Errors
 /// [`Error::Candle`] if the tensors cannot be made.
 pub fn batch(data: &Dataset, rows: &[usize]) -> Result<(Tensor, Tensor)> {
     let mut x = Vec::with_capacity(rows.len() * data.dim());
-    let mut y = Vec::with_capacity(rows.len());
     for &r in rows {
         x.extend_from_slice(data.row(r));
-        y.push(data.labels.get(r).copied().unwrap_or(0));
     }
-    Ok((
-        Tensor::from_vec(x, (rows.len(), data.dim()), &Device::Cpu)?,
-        Tensor::from_vec(y, rows.len(), &Device::Cpu)?,
-    ))
+    let x = Tensor::from_vec(x, (rows.len(), data.dim()), &Device::Cpu)?;
+    let y = if data.is_regression() {
+        let t: Vec<f32> = rows.iter().map(|&r| data.target(r)).collect();
+        Tensor::from_vec(t, rows.len(), &Device::Cpu)?
+    } else {
+        let l: Vec<u32> = rows
+            .iter()
+            .map(|&r| data.labels.get(r).copied().unwrap_or(0))
+            .collect();
+        Tensor::from_vec(l, rows.len(), &Device::Cpu)?
+    };
+    Ok((x, y))
 }
 
 /// Trains from `global` on `data` and returns `trained − global`.

@@ -962,11 +962,24 @@ impl Coordinator {
         if let (Purpose::Evaluate { row_cap }, Some(sum)) = (&flight.purpose, &summary) {
             let classes = self.plan.training.as_ref().map_or(0, |t| t.classes.len());
             let counts = EvaluationCounts::from_sum(sum, *row_cap, classes)?;
+            // A regression's label deviation turns its mean squared error
+            // back into the label's units.
+            let label_std = self.plan.training.as_ref().and_then(|t| {
+                let (_, std) = t.standardization.as_ref()?;
+                t.is_regression()
+                    .then(|| std.get(t.features.len()).copied())
+                    .flatten()
+            });
             let found = EvaluationRecord {
                 examples: counts.examples,
                 accuracy: counts.accuracy(),
                 loss: counts.mean_loss(),
                 auc: counts.auc(),
+                r2: counts.r2(),
+                mse: counts
+                    .labels
+                    .and(counts.mean_loss())
+                    .map(|m| m * f64::from(label_std.unwrap_or(1.0)).powi(2)),
                 count_noise_std: self.plan.privacy.map(|p| {
                     p.noise_multiplier
                         * veil_secagg::messages::EVALUATION_CLIP_NORM
@@ -981,6 +994,8 @@ impl Coordinator {
                 accuracy = found.accuracy,
                 loss = found.loss,
                 auc = found.auc,
+                r2 = found.r2,
+                mse = found.mse,
                 count_noise_std = found.count_noise_std,
                 "evaluation released"
             );

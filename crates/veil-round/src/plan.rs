@@ -372,12 +372,12 @@ impl RoundPlan {
             if st.row_cap == 0 {
                 return bad("statistics.row_cap", "must be at least 1");
             }
-            if st.bounds.len() != t.features.len()
+            if st.bounds.len() != t.columns()
                 || !st.bounds.iter().all(|b| b.is_finite() && *b > 0.0)
             {
                 return bad(
                     "statistics.bounds",
-                    "one finite, positive bound per feature of the task",
+                    "one finite, positive bound per feature of the task (and the label, for a regression)",
                 );
             }
             if let Some(p) = self.statistics_purpose() {

@@ -133,6 +133,11 @@ pub struct EvaluationRecord {
     pub loss: Option<f64>,
     /// ROC-AUC from the 20-bin score histograms (binary tasks).
     pub auc: Option<f64>,
+    /// A regression's R² (its `loss` is then the mean squared error in
+    /// standardised label units, each row's capped at 16).
+    pub r2: Option<f64>,
+    /// A regression's mean squared error in the label's units.
+    pub mse: Option<f64>,
     /// With privacy on, the standard deviation of the noise on each count
     /// (rows, correct, each histogram bin): `2 · z · row_cap`. Counts of
     /// that order are noise.

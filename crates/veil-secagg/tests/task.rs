@@ -60,8 +60,8 @@ fn the_encoding_is_the_annotated_layout() {
     );
     // A training purpose is its tag alone.
     assert_eq!(expected.len(), HEADER_LEN + TASK_FIXED_LEN + 1 + 16);
-    assert_eq!(MAX_TRAINING_SPEC_LEN, 1_343_587, "SPEC.md §10.13");
-    assert_eq!(MAX_PURPOSE_LEN, 16_393, "SPEC.md §10.13");
+    assert_eq!(MAX_TRAINING_SPEC_LEN, 1_343_595, "SPEC.md §10.13");
+    assert_eq!(MAX_PURPOSE_LEN, 16_397, "SPEC.md §10.13");
     assert_eq!(TASK_FIXED_LEN, 37, "SPEC.md §10.13");
 }
 
@@ -329,4 +329,76 @@ fn the_held_out_rows_are_evenly_spaced_and_the_same_every_time() {
     assert_eq!(rows, [3, 7, 11, 15, 19]);
     assert_eq!((0..1000).filter(|i| held_out(*i, 0.2)).count(), 200);
     assert!(!(0..1000).any(|i| held_out(i, 0.0)));
+}
+
+#[test]
+fn a_regression_has_no_classes_and_standardises_its_label_too() {
+    let regression = TrainingSpec {
+        architecture: "linear".into(),
+        classes: Vec::new(),
+        // Two features, then the label.
+        standardization: Some((vec![1.0, -2.0, 150.0], vec![0.5, 4.0, 77.0])),
+        ..spec()
+    };
+    assert!(regression.is_regression() && regression.columns() == 3);
+    assert_eq!(regression.validate(), Ok(()));
+    for purpose in [
+        Purpose::Train,
+        Purpose::Evaluate { row_cap: 50 },
+        Purpose::Statistics {
+            row_cap: 50,
+            bounds: vec![2.0, 8.0, 400.0],
+        },
+    ] {
+        let t = Task {
+            purpose: purpose.clone(),
+            training: Some(regression.clone()),
+            ..task()
+        };
+        let bytes = t.encode(ROUND);
+        assert_eq!(Task::decode(&bytes, 4).unwrap(), (ROUND, t.clone()));
+        if matches!(purpose, Purpose::Evaluate { .. }) {
+            assert_eq!(t.input_len(), evaluation_len(0));
+            assert_eq!(evaluation_len(0), 4);
+        }
+    }
+    // One class is neither a classification nor a regression.
+    let one = TrainingSpec {
+        classes: vec!["only".into()],
+        standardization: None,
+        ..regression.clone()
+    };
+    assert!(one.validate().is_err());
+    let t = Task {
+        training: Some(one),
+        ..task()
+    };
+    assert_eq!(
+        field_err(Task::decode(&t.encode(ROUND), 4)),
+        ("classes", DecodeErrorKind::OutOfRange)
+    );
+    // A standardisation of the features only, or bounds for the features
+    // only, misses the label.
+    let short = TrainingSpec {
+        standardization: Some((vec![1.0, -2.0], vec![0.5, 4.0])),
+        ..regression.clone()
+    };
+    assert!(short.validate().is_err());
+    let t = Task {
+        training: Some(short),
+        ..task()
+    };
+    assert!(Task::decode(&t.encode(ROUND), 4).is_err());
+    let t = Task {
+        purpose: Purpose::Statistics {
+            row_cap: 50,
+            bounds: vec![2.0, 8.0],
+        },
+        training: Some(regression),
+        ..task()
+    };
+    assert_eq!(
+        field_err(Task::decode(&t.encode(ROUND), 4)),
+        ("bounds", DecodeErrorKind::OutOfRange)
+    );
 }

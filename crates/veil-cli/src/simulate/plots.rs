@@ -1,5 +1,6 @@
-//! The run's plots (plotters, PNG): accuracy and loss by round, the secure
-//! evaluation's accuracy and AUC when the run has one, and epsilon by
+//! The run's plots (plotters, PNG): accuracy (a regression's R²) and loss
+//! by round, the secure evaluation's accuracy (R²) and AUC when the run
+//! has one, and epsilon by
 //! round when the run accounts one. Rounds are whole numbers on the
 //! axis. Text uses the DejaVu Sans font shipped in `assets/`.
 
@@ -18,6 +19,8 @@ pub(super) struct Point {
     secure_accuracy: Option<f64>,
     secure_auc: Option<f64>,
     epsilon: Option<f64>,
+    /// A regression's: `accuracy` holds R² and `loss` the squared error.
+    regression: bool,
 }
 
 impl Point {
@@ -25,11 +28,12 @@ impl Point {
         #[expect(clippy::cast_precision_loss, reason = "round numbers are small")]
         Self {
             round: r.round as f64,
-            accuracy: r.test_accuracy,
+            accuracy: r.test_r2.unwrap_or(r.test_accuracy),
             loss: r.test_loss,
-            secure_accuracy: r.secure_accuracy,
+            secure_accuracy: r.secure_r2.or(r.secure_accuracy),
             secure_auc: r.secure_auc,
             epsilon: r.epsilon,
+            regression: r.test_r2.is_some(),
         }
     }
 }
@@ -109,7 +113,11 @@ pub(super) fn draw(out: &Path, points: &[Point]) -> Result<Vec<&'static str>, St
         let (top, bottom) = root.split_vertically(350);
         series(
             &top,
-            "secure evaluation: accuracy on the sites' held-out rows",
+            if points.iter().any(|p| p.regression) {
+                "secure evaluation: R² on the sites' held-out rows"
+            } else {
+                "secure evaluation: accuracy on the sites' held-out rows"
+            },
             &accuracy,
             BLUE,
             rounds,
@@ -138,8 +146,29 @@ fn draw_test(out: &Path, points: &[Point]) -> Result<Vec<&'static str>, String> 
         let (top, bottom) = root.split_vertically(350);
         let acc: Vec<(f64, f64)> = points.iter().map(|p| (p.round, p.accuracy)).collect();
         let loss: Vec<(f64, f64)> = points.iter().map(|p| (p.round, p.loss)).collect();
-        series(&top, "test accuracy", &acc, BLUE, rounds)?;
-        series(&bottom, "test loss", &loss, RED, rounds)?;
+        let regression = points.iter().any(|p| p.regression);
+        series(
+            &top,
+            if regression {
+                "test R²"
+            } else {
+                "test accuracy"
+            },
+            &acc,
+            BLUE,
+            rounds,
+        )?;
+        series(
+            &bottom,
+            if regression {
+                "test mean squared error"
+            } else {
+                "test loss"
+            },
+            &loss,
+            RED,
+            rounds,
+        )?;
         root.present().map_err(e)?;
     }
     if points.iter().all(|p| p.epsilon.is_none()) {

@@ -21,11 +21,17 @@ pub(super) struct RoundRow {
     pub(super) test_loss: f64,
     pub(super) test_accuracy: f64,
     pub(super) test_auc: Option<f64>,
+    /// A regression's R² on the test rows (its `test_loss` is then the mean
+    /// squared error in the label's units, and `test_accuracy` NaN).
+    pub(super) test_r2: Option<f64>,
     /// The secure evaluation of this round's model on the sites' held-out
     /// rows (when the run evaluates it): accuracy, AUC, mean loss.
     pub(super) secure_accuracy: Option<f64>,
     pub(super) secure_auc: Option<f64>,
     pub(super) secure_loss: Option<f64>,
+    /// A regression's secure R² (its `secure_loss` is then the mean squared
+    /// error in the label's units).
+    pub(super) secure_r2: Option<f64>,
     /// With DP, the noise (standard deviation, rows) on each of its counts.
     pub(super) secure_count_noise: Option<f64>,
     pub(super) epsilon: Option<f64>,
@@ -46,6 +52,8 @@ pub(super) struct Recorder {
     /// start with a pooled standardisation, after the statistics round with
     /// a secure one).
     pub(super) standardized: Option<Dataset>,
+    /// The standardisation of `standardized` (for a regression's label).
+    pub(super) label_scaler: Option<Standardizer>,
     pub(super) rows: Arc<Mutex<Vec<RoundRow>>>,
     pub(super) progress: ProgressBar,
     /// With DP-SGD: the largest example-level ε of any client after each
@@ -61,6 +69,7 @@ impl Recorder {
                     let mut test = self.test.clone();
                     scaler.apply(&mut test);
                     self.standardized = Some(test);
+                    self.label_scaler = Some(scaler);
                     self.progress
                         .set_message(format!("statistics of {:.0} rows released", st.rows));
                 }
@@ -81,7 +90,8 @@ impl Recorder {
             {
                 row.secure_accuracy = found.accuracy;
                 row.secure_auc = found.auc;
-                row.secure_loss = found.loss;
+                row.secure_loss = found.mse.or(found.loss);
+                row.secure_r2 = found.r2;
                 row.secure_count_noise = found.count_noise_std;
                 if report.epsilon.is_some() {
                     row.epsilon = report.epsilon;
@@ -90,11 +100,19 @@ impl Recorder {
             return;
         }
         let test = self.standardized.as_ref().unwrap_or(&self.test);
-        let metrics = evaluate(&self.spec, model, test).unwrap_or(Metrics {
+        let mut metrics = evaluate(&self.spec, model, test).unwrap_or(Metrics {
             loss: f64::NAN,
             accuracy: f64::NAN,
             auc: None,
+            r2: None,
         });
+        // A regression's loss, in the label's units when the test rows'
+        // label was standardised.
+        if self.spec.is_regression()
+            && let Some(std) = self.label_std()
+        {
+            metrics.loss *= f64::from(std).powi(2);
+        }
         let n = report.participants.max(1) as u64;
         let row = RoundRow {
             round: report.training_round,
@@ -103,6 +121,8 @@ impl Recorder {
             test_loss: metrics.loss,
             test_accuracy: metrics.accuracy,
             test_auc: metrics.auc,
+            test_r2: metrics.r2,
+            secure_r2: None,
             secure_accuracy: None,
             secure_auc: None,
             secure_loss: None,
@@ -119,8 +139,11 @@ impl Recorder {
             udp_bytes_down_per_client: report.udp_bytes_out / n,
         };
         self.progress.set_message(format!(
-            "acc {:.3}{}",
-            row.test_accuracy,
+            "{}{}",
+            row.test_r2.map_or_else(
+                || format!("acc {:.3}", row.test_accuracy),
+                |r| format!("R² {r:.3}")
+            ),
             row.epsilon
                 .map(|e| format!("  ε {e:.2}"))
                 .unwrap_or_default()
@@ -129,6 +152,17 @@ impl Recorder {
         if let Ok(mut rows) = self.rows.lock() {
             rows.push(row);
         }
+    }
+}
+
+impl Recorder {
+    /// The standard deviation the test rows' label was standardised with
+    /// (a regression's, once a standardisation is known).
+    fn label_std(&self) -> Option<f32> {
+        self.label_scaler
+            .as_ref()?
+            .target(self.test.dim())
+            .map(|(_, s)| s)
     }
 }
 
@@ -141,16 +175,16 @@ pub(super) fn median(mut v: Vec<u64>) -> u64 {
 pub(super) fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String> {
     let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
     let mut csv = String::from(
-        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client,secure_accuracy,secure_auc,secure_loss\n",
+        "round,included,participants,test_loss,test_accuracy,test_auc,epsilon,ms,bytes_up_per_client,bytes_down_per_client,udp_bytes_up_per_client,udp_bytes_down_per_client,secure_accuracy,secure_auc,secure_loss,test_r2,secure_r2\n",
     );
     for r in rows {
         csv += &format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.round,
             r.included,
             r.participants,
             r.test_loss,
-            r.test_accuracy,
+            opt(Some(r.test_accuracy).filter(|a| !a.is_nan())),
             opt(r.test_auc),
             opt(r.epsilon),
             r.ms,
@@ -161,6 +195,8 @@ pub(super) fn write_metrics(out: &Path, rows: &[RoundRow]) -> Result<(), String>
             opt(r.secure_accuracy),
             opt(r.secure_auc),
             opt(r.secure_loss),
+            opt(r.test_r2),
+            opt(r.secure_r2),
         );
     }
     let w = |name: &str, bytes: &[u8]| {

@@ -27,6 +27,16 @@ pub(crate) enum DpMode {
     DpSgd,
 }
 
+/// What the label is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Kind {
+    /// Class ids (whole numbers 0..=65535).
+    Classification,
+    /// A real number: a squared loss, reported as MSE and R².
+    Regression,
+}
+
 /// How the server and clients exchange messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -85,8 +95,13 @@ pub(crate) struct SimulateArgs {
     /// `<name>.test_idx.txt` beside it. Default: the embedded breast-cancer set.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// `logistic`, `mlp:W1,W2,…` (hidden widths), or `cnn:C` (C 3x3 kernels;
-    /// square image rows, such as data/digits.csv). Default logistic.
+    /// `classification` (default) or `regression` (the label is a number,
+    /// e.g. data/diabetes.csv).
+    #[arg(long, value_enum)]
+    kind: Option<Kind>,
+    /// `logistic` (classification), `linear` (regression), `mlp:W1,W2,…`
+    /// (hidden widths), or `cnn:C` (C 3x3 kernels; square image rows, such
+    /// as data/digits.csv). Default logistic, or linear for a regression.
     #[arg(long)]
     model: Option<String>,
     /// Number of clients. Default 20.
@@ -181,6 +196,30 @@ impl SimulateArgs {
     }
 }
 
+impl Settings {
+    /// What the partition splits by: the class ids, or a regression's
+    /// target quintiles (so that `dirichlet:ALPHA` skews sites by label
+    /// there too).
+    pub(super) fn strata(&self) -> Vec<u32> {
+        let Some(targets) = &self.train.targets else {
+            return self.train.labels.clone();
+        };
+        let mut sorted: Vec<f32> = targets.clone();
+        sorted.sort_by(f32::total_cmp);
+        let cut = |q: usize| {
+            sorted
+                .get(sorted.len().saturating_mul(q) / 5)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let cuts = [cut(1), cut(2), cut(3), cut(4)];
+        targets
+            .iter()
+            .map(|t| cuts.iter().filter(|c| t >= *c).count() as u32)
+            .collect()
+    }
+}
+
 fn pick<T: Clone>(flag: Option<&T>, file: Option<&T>, default: T) -> T {
     flag.or(file).cloned().unwrap_or(default)
 }
@@ -242,8 +281,16 @@ fn parse_partition(s: &str) -> Result<Partition, String> {
         .ok_or_else(|| format!("partition {s:?}: use `iid` or `dirichlet:ALPHA` with ALPHA > 0"))
 }
 
-fn load_data(path: Option<&Path>) -> Result<(String, Dataset, Vec<usize>), String> {
+/// The most classes a data set may have before `simulate` asks whether
+/// its label is a number.
+const MAX_INFERRED_CLASSES: usize = 100;
+
+fn load_data(path: Option<&Path>, kind: Kind) -> Result<(String, Dataset, Vec<usize>), String> {
     match path {
+        None if kind == Kind::Regression => Err(
+            "kind regression: give --data (the embedded set is a classification), e.g. data/diabetes.csv"
+                .into(),
+        ),
         None => {
             let data = Dataset::parse_csv(EMBEDDED_CSV, Path::new("breast_cancer.csv"))
                 .map_err(|e| e.to_string())?;
@@ -252,7 +299,18 @@ fn load_data(path: Option<&Path>) -> Result<(String, Dataset, Vec<usize>), Strin
             Ok(("breast_cancer.csv (embedded)".into(), data, test))
         }
         Some(p) => {
-            let data = Dataset::load_csv(p).map_err(|e| e.to_string())?;
+            let data = match kind {
+                Kind::Classification => Dataset::load_csv(p),
+                Kind::Regression => Dataset::load_csv_regression(p),
+            }
+            .map_err(|e| e.to_string())?;
+            if data.classes > MAX_INFERRED_CLASSES {
+                return Err(format!(
+                    "{}: its label has {} classes; if it is a number, pass --kind regression",
+                    p.display(),
+                    data.classes
+                ));
+            }
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("data");
             let idx = p.with_file_name(format!("{stem}.test_idx.txt"));
             let test = if idx.exists() {
@@ -282,13 +340,21 @@ pub(super) fn settings(args: &SimulateArgs) -> Result<Settings, String> {
             p.clone()
         }
     });
-    let (data_name, data, test_idx) = load_data(data_path.as_deref())?;
+    let kind = pick(args.kind.as_ref(), file.kind.as_ref(), Kind::Classification);
+    let (data_name, data, test_idx) = load_data(data_path.as_deref(), kind)?;
     let (train, test) = data.split(&test_idx).map_err(|e| e.to_string())?;
     // Fitted on the union of the training rows: what `--standardize pooled`
     // sends the sites (a deployment cannot pool rows; the secure statistics
     // round is what `--standardize secure` runs instead).
     let scaler = Standardizer::fit(&train);
-    let model = pick(args.model.as_ref(), file.model.as_ref(), "logistic".into());
+    let model = pick(
+        args.model.as_ref(),
+        file.model.as_ref(),
+        match kind {
+            Kind::Classification => "logistic".into(),
+            Kind::Regression => "linear".into(),
+        },
+    );
     let spec = parse_model(&model, train.dim(), data.classes)?;
     spec.check().map_err(|e| e.to_string())?;
     let clients = pick(args.clients.as_ref(), file.clients.as_ref(), 20);

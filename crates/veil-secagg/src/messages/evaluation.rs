@@ -22,12 +22,25 @@ pub const LOSS_CAP: f64 = 8.0;
 /// evaluation round.
 pub const EVALUATION_CLIP_NORM: f64 = 2.0;
 
+/// The most a regression row's squared error adds, and the bound of its
+/// squared label, in the standardised label's units (the label is clamped
+/// to `±√16 = ±4` standard deviations).
+pub const SQUARED_ERROR_CAP: f64 = 16.0;
+
+/// The bound of a regression row's standardised label.
+const LABEL_CAP: f64 = 4.0;
+
 /// The length of an evaluation input for a task of `classes` classes:
 /// examples, correct, loss, and for two classes the score histograms of
-/// the negatives and the positives ([`AUC_BINS`] each).
+/// the negatives and the positives ([`AUC_BINS`] each); for a regression
+/// (`classes = 0`) examples, squared error, `Σy` and `Σy²`.
 #[must_use]
 pub fn evaluation_len(classes: usize) -> usize {
-    if classes == 2 { 3 + 2 * AUC_BINS } else { 3 }
+    match classes {
+        0 => 4,
+        2 => 3 + 2 * AUC_BINS,
+        _ => 3,
+    }
 }
 
 /// A site's (or, read back from a sum, all included sites') evaluation
@@ -44,6 +57,11 @@ pub struct EvaluationCounts {
     /// (`[b/AUC_BINS, (b+1)/AUC_BINS)`, the last bin closed): the
     /// negatives' and the positives' counts. Empty otherwise.
     pub histogram: Vec<[f64; 2]>,
+    /// For a regression (where `loss` is the sum of squared errors, each
+    /// capped at [`SQUARED_ERROR_CAP`], and `correct` is 0): the sum of the
+    /// standardised labels and of their squares, each label clamped to
+    /// `±4`. `None` for a classification.
+    pub labels: Option<[f64; 2]>,
 }
 
 /// The bin of a positive-class probability `p`.
@@ -74,6 +92,28 @@ impl EvaluationCounts {
             } else {
                 Vec::new()
             },
+            labels: (classes == 0).then_some([0.0; 2]),
+        }
+    }
+
+    /// Counts one regression row: its standardised label `y` and the
+    /// model's prediction (clamped and capped as [`Self::labels`] says).
+    pub fn add_regression(&mut self, y: f64, prediction: f64) {
+        self.examples += 1.0;
+        let y = if y.is_finite() {
+            y.clamp(-LABEL_CAP, LABEL_CAP)
+        } else {
+            0.0
+        };
+        let error = (prediction - y).powi(2);
+        self.loss += if error.is_finite() {
+            error.min(SQUARED_ERROR_CAP)
+        } else {
+            SQUARED_ERROR_CAP
+        };
+        if let Some([sum, squares]) = self.labels.as_mut() {
+            *sum += y;
+            *squares += y * y;
         }
     }
 
@@ -110,8 +150,14 @@ impl EvaluationCounts {
     pub fn to_input(&self, row_cap: u32) -> Vec<f32> {
         let cap = f64::from(row_cap.max(1));
         let per_row = 1.0 / cap.max(self.examples);
-        let mut out = Vec::with_capacity(self.histogram.len().saturating_mul(2).saturating_add(3));
+        let mut out = Vec::with_capacity(self.histogram.len().saturating_mul(2).saturating_add(4));
         out.push(self.examples * per_row);
+        if let Some([sum, squares]) = self.labels {
+            out.push(self.loss / SQUARED_ERROR_CAP * per_row);
+            out.push(sum / LABEL_CAP * per_row);
+            out.push(squares / SQUARED_ERROR_CAP * per_row);
+            return out.into_iter().map(|v| v as f32).collect();
+        }
         out.push(self.correct * per_row);
         out.push(self.loss / LOSS_CAP * per_row);
         out.extend(self.histogram.iter().map(|[neg, _]| neg * per_row));
@@ -136,6 +182,16 @@ impl EvaluationCounts {
         let cap = f64::from(row_cap);
         let at = |i: usize| sum.get(i).map_or(0.0, |v| (f64::from(*v) * cap).max(0.0));
         let examples = at(0);
+        if classes == 0 {
+            let signed = sum.get(2).map_or(0.0, |v| f64::from(*v) * cap);
+            return Ok(Self {
+                examples,
+                correct: 0.0,
+                loss: at(1) * SQUARED_ERROR_CAP,
+                histogram: Vec::new(),
+                labels: Some([signed * LABEL_CAP, at(3) * SQUARED_ERROR_CAP]),
+            });
+        }
         let bins = if classes == 2 { AUC_BINS } else { 0 };
         Ok(Self {
             examples,
@@ -144,13 +200,28 @@ impl EvaluationCounts {
             histogram: (0..bins)
                 .map(|b| [at(b.saturating_add(3)), at(b.saturating_add(3 + AUC_BINS))])
                 .collect(),
+            labels: None,
         })
     }
 
-    /// The fraction of rows classified correctly (`None` without rows).
+    /// The fraction of rows classified correctly (`None` without rows, or
+    /// for a regression).
     #[must_use]
     pub fn accuracy(&self) -> Option<f64> {
-        (self.examples >= 0.5).then(|| self.correct / self.examples)
+        (self.examples >= 0.5 && self.labels.is_none()).then(|| self.correct / self.examples)
+    }
+
+    /// A regression's coefficient of determination,
+    /// `1 − SSE / (Σy² − (Σy)²/rows)` (`None` for a classification, without
+    /// rows, or when the labels do not vary).
+    #[must_use]
+    pub fn r2(&self) -> Option<f64> {
+        let [sum, squares] = self.labels?;
+        if self.examples < 0.5 {
+            return None;
+        }
+        let total = squares - sum * sum / self.examples;
+        (total > 1e-9 * self.examples).then(|| 1.0 - self.loss / total)
     }
 
     /// The mean loss per row (`None` without rows).
@@ -248,5 +319,47 @@ mod tests {
         assert_eq!(auc_bin(0.5), AUC_BINS / 2);
         assert_eq!(auc_bin(f64::NAN), 0);
         assert_eq!(auc_bin(-3.0), 0);
+    }
+
+    #[test]
+    fn regression_counts_survive_the_input_and_give_r2() {
+        // Two sites' standardised labels and predictions.
+        let rows_a = [(1.0, 0.8), (-0.5, -0.2), (9.0, 9.0)];
+        let rows_b = [(0.3, f64::NAN), (-1.2, -1.0)];
+        let mut a = EvaluationCounts::new(0);
+        let mut b = EvaluationCounts::new(0);
+        for (y, p) in rows_a {
+            a.add_regression(y, p);
+        }
+        for (y, p) in rows_b {
+            b.add_regression(y, p);
+        }
+        assert_eq!(a.accuracy(), None);
+        let (ia, ib) = (a.to_input(10), b.to_input(10));
+        assert_eq!(ia.len(), evaluation_len(0));
+        let norm = ia.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+        assert!(norm <= EVALUATION_CLIP_NORM);
+        let sum: Vec<f32> = ia.iter().zip(&ib).map(|(x, y)| x + y).collect();
+        let c = EvaluationCounts::from_sum(&sum, 10, 0).unwrap();
+        assert!((c.examples - 5.0).abs() < 1e-5);
+        // 9.0 is clamped to 4: its error is (9 − 4)² = 25, capped at 16;
+        // the NaN prediction counts 16.
+        let sse = 0.04 + 0.09 + 16.0 + 16.0 + 0.04;
+        assert!((c.loss - sse).abs() < 1e-4, "{}", c.loss);
+        let ys = [1.0, -0.5, 4.0, 0.3, -1.2_f64];
+        let (sy, syy) = (
+            ys.iter().sum::<f64>(),
+            ys.iter().map(|y| y * y).sum::<f64>(),
+        );
+        let [s, ss] = c.labels.unwrap();
+        assert!((s - sy).abs() < 1e-5 && (ss - syy).abs() < 1e-4);
+        let r2 = c.r2().unwrap();
+        assert!(
+            (r2 - (1.0 - sse / (syy - sy * sy / 5.0))).abs() < 1e-4,
+            "{r2}"
+        );
+        // A wrong length is refused; classification counts have no R².
+        assert!(EvaluationCounts::from_sum(&sum[..3], 10, 0).is_err());
+        assert_eq!(EvaluationCounts::new(2).r2(), None);
     }
 }

@@ -29,7 +29,8 @@ pub use consistency::{
 };
 pub use decline::Decline;
 pub use evaluation::{
-    AUC_BINS, EVALUATION_CLIP_NORM, EvaluationCounts, LOSS_CAP, auc_bin, evaluation_len,
+    AUC_BINS, EVALUATION_CLIP_NORM, EvaluationCounts, LOSS_CAP, SQUARED_ERROR_CAP, auc_bin,
+    evaluation_len,
 };
 pub use masked_input::MaskedInput;
 pub use round_config::session_id;

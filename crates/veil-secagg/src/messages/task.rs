@@ -17,8 +17,9 @@ use crate::error::{DecodeErrorKind, Result};
 pub const TASK_FIXED_LEN: usize = 8 + 8 + 8 + 8 + 1 + 4;
 
 /// The longest encoded purpose: its tag, a row cap, and a statistics
-/// round's count and bounds (one per feature).
-pub const MAX_PURPOSE_LEN: usize = 1 + 4 + 4 + 4 * MAX_FEATURES;
+/// round's count and bounds (one per column: the features, and a
+/// regression's label).
+pub const MAX_PURPOSE_LEN: usize = 1 + 4 + 4 + 4 * (MAX_FEATURES + 1);
 
 /// The longest encoded task whose model has `max_dimension` elements.
 #[must_use]
@@ -161,7 +162,7 @@ impl Task {
                 if tag == 1 {
                     Purpose::Evaluate { row_cap }
                 } else {
-                    let count = r.count("bounds", MAX_FEATURES, 4)?;
+                    let count = r.count("bounds", MAX_FEATURES + 1, 4)?;
                     let mut bounds = Vec::with_capacity(count);
                     for _ in 0..count {
                         let b = f32::from_bits(r.u32("bounds")?);
@@ -186,7 +187,7 @@ impl Task {
         match (&purpose, &training) {
             (Purpose::Train, _) => {}
             (_, None) => return Err(r.err("purpose", DecodeErrorKind::OutOfRange)),
-            (Purpose::Statistics { bounds, .. }, Some(t)) if bounds.len() != t.features.len() => {
+            (Purpose::Statistics { bounds, .. }, Some(t)) if bounds.len() != t.columns() => {
                 return Err(r.err("bounds", DecodeErrorKind::OutOfRange));
             }
             _ => {}

@@ -29,7 +29,7 @@ pub const MAX_TRAINING_SPEC_LEN: usize = 1
     + 8
     + 8
     + 1
-    + 2 * 4 * MAX_FEATURES;
+    + 2 * 4 * (MAX_FEATURES + 1);
 
 /// The largest fraction of its rows a site may hold out for evaluation.
 pub const MAX_HOLDOUT: f64 = 0.5;
@@ -66,6 +66,7 @@ pub struct TrainingSpec {
     /// The feature columns, by name and in order.
     pub features: Vec<String>,
     /// The label's classes; a row's class id is its label's position.
+    /// Empty for a regression task: the label is then a number.
     pub classes: Vec<String>,
     /// The local optimiser.
     pub optimizer: LocalOptimizer,
@@ -79,9 +80,10 @@ pub struct TrainingSpec {
     /// training for evaluation rounds: row `i` (0-based, in the site's
     /// order) is held out when `floor((i + 1)·holdout) > floor(i·holdout)`.
     pub holdout: f64,
-    /// The per-feature `(mean, standard deviation)` every site
-    /// standardises its rows with, one of each per feature; `None` leaves
-    /// the rows as they are.
+    /// The per-column `(mean, standard deviation)` every site
+    /// standardises its rows with, one of each per feature and, for a
+    /// regression task, one more for the label (see
+    /// [`TrainingSpec::columns`]); `None` leaves the rows as they are.
     pub standardization: Option<(Vec<f32>, Vec<f32>)>,
 }
 
@@ -142,11 +144,27 @@ fn read_f32s(
 }
 
 impl TrainingSpec {
+    /// Whether the task is a regression (no classes: the label is a
+    /// number).
+    #[must_use]
+    pub fn is_regression(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// The columns a standardisation and a statistics round cover: the
+    /// features, and for a regression task the label after them.
+    #[must_use]
+    pub fn columns(&self) -> usize {
+        self.features
+            .len()
+            .saturating_add(usize::from(self.is_regression()))
+    }
+
     /// Checks every rule the decoder enforces, so that what is encoded
     /// decodes: names of 1 to 255 bytes, unique, at most 4096 features and
-    /// 2 to 1024 classes; a printable-ASCII architecture of at most 64
+    /// 2 to 1024 classes (or none, for a regression); a printable-ASCII architecture of at most 64
     /// bytes; epochs, batch size and learning rate in range; one finite
-    /// mean and one finite positive deviation per feature.
+    /// mean and one finite positive deviation per column.
     ///
     /// # Errors
     /// The rule broken.
@@ -170,11 +188,11 @@ impl TrainingSpec {
         {
             return Err("features: 1 to 4096 unique names of 1 to 255 bytes");
         }
-        if !(2..=MAX_CLASSES).contains(&self.classes.len())
+        if !(self.classes.is_empty() || (2..=MAX_CLASSES).contains(&self.classes.len()))
             || !self.classes.iter().all(name_ok)
             || !unique(&self.classes)
         {
-            return Err("classes: 2 to 1024 unique names of 1 to 255 bytes");
+            return Err("classes: none (regression) or 2 to 1024 unique names of 1 to 255 bytes");
         }
         if !(1..=1000).contains(&self.epochs) {
             return Err("epochs: 1 to 1000");
@@ -189,12 +207,14 @@ impl TrainingSpec {
             return Err("holdout: in [0, 0.5]");
         }
         if let Some((mean, std)) = &self.standardization
-            && (mean.len() != self.features.len()
-                || std.len() != self.features.len()
+            && (mean.len() != self.columns()
+                || std.len() != self.columns()
                 || !mean.iter().all(|v| v.is_finite())
                 || !std.iter().all(|v| v.is_finite() && *v > 0.0))
         {
-            return Err("standardization: one finite mean and positive deviation per feature");
+            return Err(
+                "standardization: one finite mean and positive deviation per feature (and the label, for a regression)",
+            );
         }
         Ok(())
     }
@@ -231,7 +251,11 @@ impl TrainingSpec {
             return Err(r.err("architecture", DecodeErrorKind::OutOfRange));
         }
         let features = read_names(r, "features", 1, MAX_FEATURES)?;
-        let classes = read_names(r, "classes", 2, MAX_CLASSES)?;
+        // None (a regression) or at least two.
+        let classes = read_names(r, "classes", 0, MAX_CLASSES)?;
+        if classes.len() == 1 {
+            return Err(r.err("classes", DecodeErrorKind::OutOfRange));
+        }
         let optimizer = match r.u8("optimizer")? {
             0 => LocalOptimizer::Sgd,
             1 => LocalOptimizer::Adam,
@@ -256,7 +280,9 @@ impl TrainingSpec {
         let standardization = match r.u8("standardization")? {
             0 => None,
             1 => {
-                let n = features.len();
+                let n = features
+                    .len()
+                    .saturating_add(usize::from(classes.is_empty()));
                 let mean = read_f32s(r, "mean", n, f32::is_finite)?;
                 let std = read_f32s(r, "std", n, |v| v.is_finite() && v > 0.0)?;
                 Some((mean, std))
