@@ -82,6 +82,26 @@ fn main() -> std::io::Result<()> {
         ..veil_secagg::test_vectors::vector_task()
     };
     std::fs::write(dir.join("statistics"), statistics.encode(10))?;
-    println!("wrote 2 transcripts, {count} messages, a Decline and 5 tasks under fuzz/seeds/");
+    // A regression: no classes, the label standardised as a fourth column
+    // and bounded in its statistics round.
+    let vector = veil_secagg::test_vectors::vector_task();
+    let regression = Task {
+        purpose: Purpose::Statistics {
+            row_cap: 200,
+            bounds: vec![100.0, 10.0, 200.0, 400.0],
+        },
+        training: vector
+            .training
+            .clone()
+            .map(|t| veil_secagg::messages::TrainingSpec {
+                architecture: "linear".into(),
+                classes: Vec::new(),
+                standardization: Some((vec![40.0, 2.5, 70.0, 150.0], vec![12.0, 1.0, 9.5, 77.0])),
+                ..t
+            }),
+        ..vector
+    };
+    std::fs::write(dir.join("regression-statistics"), regression.encode(11))?;
+    println!("wrote 2 transcripts, {count} messages, a Decline and 6 tasks under fuzz/seeds/");
     Ok(())
 }
