@@ -49,7 +49,8 @@ EPSILON=${EPSILON:-8}
 KIND=${KIND:-classification}
 if [ "$KIND" = regression ]; then MODEL=${MODEL:-linear}; else MODEL=${MODEL:-logistic}; fi
 if [ "$MODEL" != logistic ] && [ "$MODEL" != linear ] && [ "$EPSILON" != off ]; then
-    # The calibration below counts a one-layer model's parameters.
+    # The calibration below counts a one-layer model's parameters
+    # (features + 1, times the classes past two).
     echo "MODEL=$MODEL needs EPSILON=off in this demo" >&2
     exit 2
 fi
@@ -82,9 +83,13 @@ if [ "$KIND" = regression ]; then
     # column.
     labelled='kind = "regression"'
     last=0
+    outputs=1
 else
     labelled="classes = [$(awk -F, '{ print $NF }' train-rows.csv | sort -u | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')]"
     last=1
+    # One logit for two classes, else one per class.
+    outputs=$(awk -F, '{ print $NF }' train-rows.csv | sort -u | wc -l)
+    if [ "$outputs" -le 2 ]; then outputs=1; fi
 fi
 if [ "$EPSILON" = off ]; then
     stats=$(awk -F, -v last="$last" '{ for (i = 1; i <= NF - last; i++) { a = ($i < 0 ? -$i : $i); if (a > b[i]) b[i] = a } k = NF - last }
@@ -113,7 +118,7 @@ done
 # 4: the server's config, the noise calibrated for the budget: the sum of
 # the 3 sites' shares, over the one-layer model's parameters.
 port=${PORT:-$((20000 + RANDOM % 20000))}
-params=$((dimension_hint + 1))
+params=$(((dimension_hint + 1) * outputs))
 privacy=""
 if [ "$EPSILON" != off ]; then
     z=$("$VEIL" privacy calibrate --epsilon "$EPSILON" --delta 1e-5 --sampling-rate 1 \

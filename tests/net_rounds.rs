@@ -372,7 +372,7 @@ fn ten_clients_three_rounds_release_exact_sums() {
     for (name, child) in dep.clients.iter().zip(&mut clients) {
         let (ok, out) = dep.wait_exit(child, name);
         assert!(ok, "{name}: {}", dep.log(&format!("{name}.log")));
-        assert!(out.contains("3 rounds completed"), "{name}: {out}");
+        assert!(out.contains("3 training rounds completed"), "{name}: {out}");
     }
 }
 
@@ -1289,7 +1289,18 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
         .collect();
     let (ok, out) = dep.wait_exit(&mut server, "server");
     assert!(ok, "{out}\n{}", dep.log("server.log"));
-    dep.wait_clients_ok(&mut clients);
+    // Each site counts its training rounds apart from the statistics round
+    // and the two evaluations.
+    for (name, child) in dep.clients.iter().zip(&mut clients) {
+        let (ok, out) = dep.wait_exit(child, name);
+        assert!(ok, "{name}: {}", dep.log(&format!("{name}.log")));
+        assert!(
+            out.contains(
+                "8 training rounds completed (and 3 statistics or evaluation rounds), 0 failed"
+            ),
+            "{name}: {out}"
+        );
+    }
     let rounds = dep.rounds();
     assert_eq!(released(&rounds).len(), 8, "{rounds:?}");
     // The statistics round found the label's pooled mean and deviation
@@ -1361,12 +1372,16 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
         secure["r2"].as_f64().unwrap(),
         central["r2"].as_f64().unwrap(),
     );
-    assert!((a - b).abs() < 1e-3, "R² {a} vs {b}");
+    // Each site's three sums are rounded (stochastically) to 1/256 of a
+    // row: at most 16/256 of squared error and of Σy² per site, so with
+    // three sites and a total sum of squares near 87 (87 rows, in label
+    // deviations) R² is exact to about 3e-3 and the MSE to about 0.5 %.
+    assert!((a - b).abs() < 5e-3, "R² {a} vs {b}");
     let (a, b) = (
         secure["mse"].as_f64().unwrap(),
         central["mse"].as_f64().unwrap(),
     );
-    assert!((a - b).abs() < 1e-3 * b, "MSE {a} vs {b}");
+    assert!((a - b).abs() < 1e-2 * b, "MSE {a} vs {b}");
 }
 
 #[test]
@@ -1409,12 +1424,12 @@ fn a_discarded_sum_is_announced_and_its_clients_count_the_round_as_failed() {
         if i < 4 {
             assert!(log.contains("discarded the round's sum"), "{name}: {log}");
             assert!(
-                out.contains("1 rounds completed, 1 failed"),
+                out.contains("1 training rounds completed, 1 failed"),
                 "{name}: {out}"
             );
         } else {
             assert!(
-                out.contains("1 rounds completed, 0 failed"),
+                out.contains("1 training rounds completed, 0 failed"),
                 "{name}: {out}"
             );
         }

@@ -549,8 +549,18 @@ pub(crate) fn client(args: &ClientArgs) -> Result<String, Failure> {
             _ => "it was asked to stop",
         };
         Ok(format!(
-            "client {name:?} (participant {}) stopped ({why}): {} rounds completed, {} failed",
-            summary.id, summary.completed, summary.failed
+            "client {name:?} (participant {}) stopped ({why}): {} training rounds completed{}, {} failed",
+            summary.id,
+            summary.completed,
+            if summary.summaries > 0 {
+                format!(
+                    " (and {} statistics or evaluation rounds)",
+                    summary.summaries
+                )
+            } else {
+                String::new()
+            },
+            summary.failed
         ))
     })
 }

@@ -252,8 +252,11 @@ pub struct ClientSummary {
     pub reason: ClientStop,
     /// This client's participant id.
     pub id: ParticipantId,
-    /// Rounds it completed.
+    /// Training rounds it completed.
     pub completed: u64,
+    /// Statistics and evaluation rounds it completed (SPEC.md §10.14,
+    /// §10.15).
+    pub summaries: u64,
     /// Rounds that failed or aborted for it.
     pub failed: u64,
 }
@@ -308,7 +311,9 @@ pub async fn run_client(
         options: &options,
         rng: ChaCha20Rng::from_rng(&mut rand::rng()),
         completed: 0,
+        summaries: 0,
         failed: 0,
+        summary_round: false,
         last_completed: None,
         ledger: options
             .site_budget
@@ -325,6 +330,7 @@ pub async fn run_client(
         reason: result?,
         id,
         completed: worker.completed,
+        summaries: worker.summaries,
         failed: worker.failed,
     })
 }
@@ -410,9 +416,13 @@ struct Worker<'a> {
     options: &'a ClientOptions,
     rng: ChaCha20Rng,
     completed: u64,
+    summaries: u64,
     failed: u64,
-    /// The round this client last completed, until the next one starts.
-    last_completed: Option<RoundId>,
+    /// Whether the current session is a statistics or evaluation round.
+    summary_round: bool,
+    /// The round this client last completed, and whether it was a
+    /// statistics or evaluation round, until the next one starts.
+    last_completed: Option<(RoundId, bool)>,
     /// The site's own ledger, with a site budget.
     ledger: Option<SiteLedger>,
 }
@@ -709,6 +719,7 @@ impl Worker<'_> {
         source: &mut dyn UpdateSource,
     ) -> core::result::Result<ClientSession, Declined> {
         let task = &received.task;
+        self.summary_round = !matches!(task.purpose, veil_secagg::messages::Purpose::Train);
         let other = |why: String| Declined {
             round: received.round,
             reason: DeclineReason::Other,
@@ -816,9 +827,16 @@ impl Worker<'_> {
             debug!(id = self.id, "malformed abort between rounds ignored");
             return;
         };
-        if abort.code == ABORT_DISCARDED && self.last_completed == Some(round) {
+        if abort.code == ABORT_DISCARDED
+            && let Some((last, summary)) = self.last_completed
+            && last == round
+        {
             self.last_completed = None;
-            self.completed = self.completed.saturating_sub(1);
+            if summary {
+                self.summaries = self.summaries.saturating_sub(1);
+            } else {
+                self.completed = self.completed.saturating_sub(1);
+            }
             self.failed = self.failed.saturating_add(1);
             warn!(
                 id = self.id,
@@ -859,8 +877,12 @@ impl Worker<'_> {
         while let Some(event) = s.poll_event() {
             match event {
                 ClientEvent::Completed => {
-                    self.completed = self.completed.saturating_add(1);
-                    self.last_completed = Some(s.round());
+                    if self.summary_round {
+                        self.summaries = self.summaries.saturating_add(1);
+                    } else {
+                        self.completed = self.completed.saturating_add(1);
+                    }
+                    self.last_completed = Some((s.round(), self.summary_round));
                     info!(id = self.id, round = s.round(), "round completed");
                     finished = true;
                 }
