@@ -26,8 +26,8 @@
 #  3. the coordinator enrolls each site (`veil certs enroll`): a signed
 #     certificate back to the site, its public identity into the roster;
 #  4. the coordinator writes its config with the [task] (model, columns,
-#     classes, local training) and the privacy budget; the noise multiplier
-#     is calibrated with `veil privacy calibrate`;
+#     classes, local training) and the privacy budget ε; the server
+#     calibrates its noise for every release of its rounds;
 #  5. each site runs `veil client --data its.csv`; the server runs rounds
 #     until the budget's rounds are done, writing checkpoint.safetensors;
 #  6. `veil predict` scores the held-out rows.
@@ -48,12 +48,6 @@ ROUNDS=${ROUNDS:-20}
 EPSILON=${EPSILON:-8}
 KIND=${KIND:-classification}
 if [ "$KIND" = regression ]; then MODEL=${MODEL:-linear}; else MODEL=${MODEL:-logistic}; fi
-if [ "$MODEL" != logistic ] && [ "$MODEL" != linear ] && [ "$EPSILON" != off ]; then
-    # The calibration below counts a one-layer model's parameters
-    # (features + 1, times the classes past two).
-    echo "MODEL=$MODEL needs EPSILON=off in this demo" >&2
-    exit 2
-fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VEIL=${VEIL:-$ROOT/target/release/veil}
 if [ ! -x "$VEIL" ]; then
@@ -83,13 +77,9 @@ if [ "$KIND" = regression ]; then
     # column.
     labelled='kind = "regression"'
     last=0
-    outputs=1
 else
     labelled="classes = [$(awk -F, '{ print $NF }' train-rows.csv | sort -u | awk '{ printf "%s\"%s\"", (NR > 1 ? ", " : ""), $0 }')]"
     last=1
-    # One logit for two classes, else one per class.
-    outputs=$(awk -F, '{ print $NF }' train-rows.csv | sort -u | wc -l)
-    if [ "$outputs" -le 2 ]; then outputs=1; fi
 fi
 if [ "$EPSILON" = off ]; then
     stats=$(awk -F, -v last="$last" '{ for (i = 1; i <= NF - last; i++) { a = ($i < 0 ? -$i : $i); if (a > b[i]) b[i] = a } k = NF - last }
@@ -103,7 +93,6 @@ else
             mean = mean (i > 1 ? ", " : "") sprintf("%.6g", m); sd = sd (i > 1 ? ", " : "") sprintf("%.6g", d) }
             print "mean = [" mean "]"; print "std = [" sd "]" }' train-rows.csv)
 fi
-dimension_hint=$(echo "$header" | tr ',' '\n' | grep -vxc label)
 
 # 1-3: the CA, the server certificate, and each site's keys, enrolled.
 "$VEIL" certs init --dir certs > /dev/null
@@ -115,16 +104,13 @@ for s in 1 2 3; do
     cp "certs/site-$s.pem" "site-$s/"
 done
 
-# 4: the server's config, the noise calibrated for the budget: the sum of
-# the 3 sites' shares, over the one-layer model's parameters.
+# 4: the server's config. With a target ε the server calibrates the noise
+# of the sum of the 3 sites' shares over its model's parameters, for all
+# its rounds, and logs the noise multiplier.
 port=${PORT:-$((20000 + RANDOM % 20000))}
-params=$(((dimension_hint + 1) * outputs))
 privacy=""
 if [ "$EPSILON" != off ]; then
-    z=$("$VEIL" privacy calibrate --epsilon "$EPSILON" --delta 1e-5 --sampling-rate 1 \
-        --rounds "$ROUNDS" --clip-norm 0.3 --min-survivors 3 --dimension "$params" --scale 218453 --json |
-        grep '"noise_multiplier"' | sed 's/.*: *\([0-9.eE+-]*\).*/\1/')
-    privacy=$(printf '[privacy]\nnoise_multiplier = %s\ndelta = 1e-5\nbudget = %s.001' "$z" "$EPSILON")
+    privacy=$(printf '[privacy]\nepsilon = %s\ndelta = 1e-5' "$EPSILON")
 fi
 cat > server.toml <<EOF
 listen = "127.0.0.1:$port"

@@ -228,9 +228,15 @@ impl Default for SecAgg {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Privacy {
-    pub(crate) noise_multiplier: f64,
+    /// The noise of each released sum against the clip; or, instead,
+    /// `epsilon`.
+    pub(crate) noise_multiplier: Option<f64>,
+    /// The ε the whole run may spend: the server calibrates its noise for
+    /// every release of its rounds (the budget is then this ε).
+    pub(crate) epsilon: Option<f64>,
     pub(crate) delta: f64,
-    pub(crate) budget: f64,
+    /// The total ε the ledger allows (default: `epsilon`).
+    pub(crate) budget: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

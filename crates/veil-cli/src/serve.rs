@@ -156,11 +156,7 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
         },
         clip_norm: r.clip_norm,
         scale: r.scale,
-        privacy: file.privacy.as_ref().map(|p| PrivacyPlan {
-            noise_multiplier: p.noise_multiplier,
-            delta: p.delta,
-            budget: p.budget,
-        }),
+        privacy: None,
         keep_sums: r.keep_sums,
         training: task.as_ref().map(|t| t.training.clone()),
         evaluation: file.evaluation.as_ref().map(|e| EvaluationPlan {
@@ -184,6 +180,11 @@ fn server_options(args: &ServerArgs) -> Result<ServerOptions, String> {
                 },
             }),
         },
+    };
+    let mut plan = plan;
+    plan.privacy = match &file.privacy {
+        None => None,
+        Some(p) => Some(privacy_plan(p, &plan).map_err(|e| format!("{}: {e}", path.display()))?),
     };
     // The plan's one check; its fields are the config file's keys.
     if let Err(err) = plan.check() {
@@ -291,6 +292,47 @@ struct ServerTask {
     /// The card of each checkpoint, its round and privacy filled in per
     /// release.
     card: ModelCard,
+}
+
+/// The `[privacy]` table as a plan: a noise multiplier and a budget, or a
+/// target ε the plan calibrates its noise for (the budget then that ε).
+fn privacy_plan(p: &config::Privacy, plan: &RoundPlan) -> Result<PrivacyPlan, String> {
+    let (noise_multiplier, budget) = match (p.noise_multiplier, p.epsilon, p.budget) {
+        (Some(z), None, Some(budget)) => (z, budget),
+        (Some(_), None, None) => {
+            return Err("privacy.budget: needed with a noise_multiplier".into());
+        }
+        (None, Some(epsilon), budget) => {
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return Err(format!(
+                    "privacy.epsilon: {epsilon} is not a finite number > 0"
+                ));
+            }
+            let z = plan.calibrate(epsilon, p.delta).map_err(|e| match e {
+                veil_round::Error::Plan { field, problem } => format!("{field}: {problem}"),
+                other => format!("privacy.epsilon: {other}"),
+            })?;
+            info!(
+                epsilon,
+                delta = p.delta,
+                releases = plan.releases(),
+                noise_multiplier = z,
+                "noise calibrated for the run's releases"
+            );
+            (z, budget.unwrap_or(epsilon))
+        }
+        (Some(_), Some(_), _) => {
+            return Err("privacy: give noise_multiplier or epsilon, not both".into());
+        }
+        (None, None, _) => {
+            return Err("privacy: give noise_multiplier (with budget) or epsilon".into());
+        }
+    };
+    Ok(PrivacyPlan {
+        noise_multiplier,
+        delta: p.delta,
+        budget,
+    })
 }
 
 fn task_from_file(t: &config::TaskFile) -> Result<ServerTask, String> {

@@ -88,16 +88,6 @@ fn feature_bounds(train: &veil_learn::dataset::Dataset) -> Vec<f32> {
     bounds
 }
 
-/// The secure evaluations of a run of `rounds` training rounds that
-/// evaluates after every `every`-th and after the last.
-fn evaluations(rounds: u64, every: u64) -> u64 {
-    if every == 0 {
-        return 0;
-    }
-    let regular = rounds / every;
-    regular.saturating_add(u64::from(!rounds.is_multiple_of(every)))
-}
-
 /// Runs `veil simulate` and returns its summary.
 pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
     let s = settings(args)?;
@@ -142,38 +132,6 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             example_epsilon.push(worst);
         }
     }
-    let privacy = match s.dp {
-        DpMode::Off | DpMode::DpSgd => None,
-        DpMode::Distributed => {
-            // Calibrated for the distributed discrete Gaussian the ledger
-            // accounts: the fewest shares a released sum holds, the model's
-            // dimension and the scaled clip (SCALED_CLIP quanta).
-            let z = match s.noise_multiplier {
-                Some(z) => z,
-                None => veil_dp::distributed::noise_multiplier(
-                    s.epsilon.unwrap_or(8.0),
-                    s.delta,
-                    // Each secure evaluation is a release too (of fewer
-                    // values, so it spends no more than a training round).
-                    s.rounds
-                        .saturating_add(evaluations(s.rounds, s.evaluate_every)),
-                    &veil_dp::distributed::Deployment {
-                        clients: s.min_survivors as u64,
-                        dimension: u64::from(dimension),
-                        scaled_clip: SCALED_CLIP,
-                    },
-                )
-                .map_err(|e| e.to_string())?,
-            };
-            Some(PrivacyPlan {
-                noise_multiplier: z,
-                delta: s.delta,
-                // The budget is what the run was calibrated for, plus the
-                // calibration's tolerance.
-                budget: s.epsilon.unwrap_or(f64::MAX / 4.0) * 1.001 + 1e-9,
-            })
-        }
-    };
     // The recommended parameters for 5 % colluding clients (SPEC §9.3):
     // SecAgg+ where a sparse graph completes the round, else the complete
     // graph (classic SecAgg) with its smallest valid threshold.
@@ -209,7 +167,7 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
         secagg,
         clip_norm: s.clip_norm,
         scale: SCALED_CLIP / s.clip_norm,
-        privacy,
+        privacy: None,
         keep_sums: false,
         evaluation: (s.evaluate_every > 0).then_some(EvaluationPlan {
             every: s.evaluate_every,
@@ -244,6 +202,27 @@ pub(crate) fn run(args: &SimulateArgs) -> Result<String, Failure> {
             },
         }),
     };
+    // Distributed DP, calibrated by the plan for the distributed discrete
+    // Gaussian the ledger accounts (the fewest shares a released sum
+    // holds, the model's dimension, SCALED_CLIP quanta) over every release
+    // of the run: training rounds, secure evaluations, a statistics round.
+    let privacy = match s.dp {
+        DpMode::Off | DpMode::DpSgd => None,
+        DpMode::Distributed => Some(PrivacyPlan {
+            noise_multiplier: match s.noise_multiplier {
+                Some(z) => z,
+                None => plan
+                    .calibrate(s.epsilon.unwrap_or(8.0), s.delta)
+                    .map_err(|e| Failure::Config(e.to_string()))?,
+            },
+            delta: s.delta,
+            // The budget is what the run was calibrated for, plus the
+            // calibration's tolerance.
+            budget: s.epsilon.unwrap_or(f64::MAX / 4.0) * 1.001 + 1e-9,
+        }),
+    };
+    let mut plan = plan;
+    plan.privacy = privacy;
     // Every check before the run directory exists: a refused run leaves
     // nothing behind.
     plan.check().map_err(|e| Failure::Config(e.to_string()))?;

@@ -89,6 +89,34 @@ fn server_config_errors_name_the_file_and_the_field() {
         ),
         (
             (
+                "scale = 1024.0",
+                "scale = 1024.0\n[privacy]\nnoise_multiplier = 1.0\nepsilon = 3.0\ndelta = 1e-5",
+            ),
+            "server.toml: privacy: give noise_multiplier or epsilon, not both",
+        ),
+        (
+            (
+                "scale = 1024.0",
+                "scale = 1024.0\n[privacy]\nnoise_multiplier = 1.0\ndelta = 1e-5",
+            ),
+            "server.toml: privacy.budget: needed with a noise_multiplier",
+        ),
+        (
+            (
+                "scale = 1024.0",
+                "scale = 1024.0\n[privacy]\nepsilon = -3.0\ndelta = 1e-5",
+            ),
+            "server.toml: privacy.epsilon",
+        ),
+        (
+            (
+                "scale = 1024.0",
+                "scale = 1024.0\n[privacy]\nepsilon = 3.0\ndelta = 1e-5",
+            ),
+            "server.toml: privacy.epsilon: a target epsilon needs a number of rounds",
+        ),
+        (
+            (
                 "corrupt_fraction = 0.0",
                 "corrupt_fraction = 0.0\n[task]\nmodel = \"logistic\"\nfeatures = [\"a\", \"b\"]\nclasses = [\"no\", \"yes\"]",
             ),

@@ -161,6 +161,57 @@ pub struct RoundPlan {
 const MAX_PHASE_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 impl RoundPlan {
+    /// The releases a run of this plan makes, each of which the ledger
+    /// accounts: its training rounds, a secure evaluation after every
+    /// `every`-th and after the last, and the statistics round (`None`
+    /// for a plan without a round limit). No summary release spends more
+    /// than a training round, so calibrating for this many training
+    /// rounds bounds the run.
+    #[must_use]
+    pub fn releases(&self) -> Option<u64> {
+        if self.rounds == 0 {
+            return None;
+        }
+        let evaluations = self.evaluation.map_or(0, |e| {
+            self.rounds.checked_div(e.every).map_or(0, |n| {
+                n.saturating_add(u64::from(!self.rounds.is_multiple_of(e.every)))
+            })
+        });
+        Some(
+            self.rounds
+                .saturating_add(evaluations)
+                .saturating_add(u64::from(self.statistics.is_some())),
+        )
+    }
+
+    /// The smallest noise multiplier (veil-dp's calibration of the
+    /// distributed discrete Gaussian: `min_clients` shares, the model's
+    /// dimension, `clip_norm · scale` quanta) whose [`Self::releases`]
+    /// spend at most `epsilon` at `delta`.
+    ///
+    /// # Errors
+    /// [`Error::Plan`] naming `privacy.epsilon` for a plan without a round
+    /// limit, or when veil-dp refuses or cannot reach the target.
+    pub fn calibrate(&self, epsilon: f64, delta: f64) -> Result<f64> {
+        let releases = self.releases().ok_or_else(|| {
+            Error::plan(
+                "privacy.epsilon",
+                "a target epsilon needs a number of rounds to spread it over",
+            )
+        })?;
+        veil_dp::distributed::noise_multiplier(
+            epsilon,
+            delta,
+            releases,
+            &veil_dp::distributed::Deployment {
+                clients: self.min_clients as u64,
+                dimension: u64::from(self.dimension),
+                scaled_clip: self.clip_norm * self.scale,
+            },
+        )
+        .map_err(|e| Error::plan("privacy.epsilon", e.to_string()))
+    }
+
     /// The privacy side of the plan, for veil-dp.
     #[must_use]
     pub fn release_plan(&self) -> ReleasePlan {
@@ -432,6 +483,49 @@ mod tests {
         delta: 1e-5,
         budget: 10.0,
     };
+
+    #[test]
+    fn a_target_epsilon_is_calibrated_over_every_release_and_the_ledger_stays_within_it() {
+        let mut p = plan(None, 1024.0);
+        p.rounds = 10;
+        p.evaluation = Some(EvaluationPlan {
+            every: 4,
+            row_cap: 100,
+        });
+        // Training rounds 1..10, evaluations after 4, 8 and 10.
+        assert_eq!(p.releases(), Some(13));
+        let z = p.calibrate(3.0, 1e-5).unwrap();
+        p.privacy = Some(PrivacyPlan {
+            noise_multiplier: z,
+            delta: 1e-5,
+            budget: 3.0,
+        });
+        // Thirteen training-round releases spend at most the target, and
+        // nearly all of it.
+        let mut ledger = veil_dp::ledger::Ledger::open(&[], 3.0, 1e-5).unwrap();
+        for round in 1..=13 {
+            ledger
+                .record_round(&p.spend(round, p.min_clients).unwrap())
+                .unwrap();
+        }
+        let spent = ledger.summary().epsilon;
+        assert!((0.995 * 3.0..=3.0).contains(&spent), "{spent}");
+        // A statistics round is one release more; no round limit, none.
+        p.statistics = Some(StatisticsPlan {
+            row_cap: 10,
+            bounds: vec![1.0],
+        });
+        assert_eq!(p.releases(), Some(14));
+        p.rounds = 0;
+        assert_eq!(p.releases(), None);
+        assert!(matches!(
+            p.calibrate(3.0, 1e-5),
+            Err(Error::Plan {
+                field: "privacy.epsilon",
+                ..
+            })
+        ));
+    }
 
     #[test]
     fn privacy_the_accountant_cannot_cover_is_refused_at_start() {
