@@ -991,6 +991,72 @@ fn breast_cancer() -> (String, Vec<String>, Vec<String>) {
     shipped("breast_cancer")
 }
 
+/// Each column's statistics bound as an operator would know it: the power
+/// of ten above its largest magnitude in `values`.
+fn power_of_ten_bounds(values: &[Vec<f64>], columns: usize) -> Vec<String> {
+    (0..columns)
+        .map(|j| {
+            let most = values.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
+            format!("{}", 10_f64.powf(most.log10().ceil()))
+        })
+        .collect()
+}
+
+/// Deals `train` to the first three sites (site `i` gets rows `i`, `i+3`,
+/// …) as `<site>.csv` under `header`.
+fn write_three_site_files(dep: &Deployment, header: &str, train: &[String]) {
+    for (i, site) in dep.clients.iter().take(3).enumerate() {
+        let rows: Vec<&str> = train
+            .iter()
+            .skip(i)
+            .step_by(3)
+            .map(String::as_str)
+            .collect();
+        std::fs::write(
+            dep.path().join(format!("{site}.csv")),
+            format!("{header}\n{}\n", rows.join("\n")),
+        )
+        .unwrap();
+    }
+}
+
+/// Starts every client with `--data <name>.csv`.
+fn spawn_csv_clients(dep: &Deployment) -> Vec<Child> {
+    dep.clients
+        .iter()
+        .map(|c| {
+            dep.write_client_config(c, "certs");
+            dep.spawn(
+                &[
+                    "client",
+                    "--config",
+                    &format!("{c}.toml"),
+                    "--data",
+                    &format!("{c}.csv"),
+                ],
+                &format!("{c}.log"),
+            )
+        })
+        .collect()
+}
+
+/// The rows the three sites of [`write_three_site_files`] hold out at
+/// holdout 0.25 (every fourth of each site's rows), written as
+/// `held_out.csv`.
+fn write_held_out_rows(dep: &Deployment, header: &str, train: &[String]) -> usize {
+    let mut held_out = Vec::new();
+    for i in 0..3 {
+        let site: Vec<&String> = train.iter().skip(i).step_by(3).collect();
+        held_out.extend(site.into_iter().skip(3).step_by(4).cloned());
+    }
+    std::fs::write(
+        dep.path().join("held_out.csv"),
+        format!("{header}\n{}\n", held_out.join("\n")),
+    )
+    .unwrap();
+    held_out.len()
+}
+
 /// A shipped data set's header, training rows and test rows.
 fn shipped(name: &str) -> (String, Vec<String>, Vec<String>) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
@@ -1040,12 +1106,7 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     // The operator knows each feature's range (here: the power of ten
     // above its largest value), not its statistics. Holdout 0.25 with
     // evaluation every 4 rounds.
-    let bounds: Vec<String> = (0..features.len())
-        .map(|j| {
-            let most = values.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
-            format!("{}", 10_f64.powf(most.log10().ceil()))
-        })
-        .collect();
+    let bounds = power_of_ten_bounds(&values, features.len());
     let task = format!(
         "[task]\nmodel = \"logistic\"\nfeatures = {}\nclasses = [\"0\", \"1\"]\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.1\nholdout = 0.25\n\n[statistics]\nbounds = {}\nrow_cap = 200\n\n[evaluation]\nevery = 4\nrow_cap = 200\n",
         list(&quoted),
@@ -1058,42 +1119,14 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     std::fs::write(dep.path().join("server.toml"), config).unwrap();
     // Three sites, each with a third of the training rows; a fourth whose
     // file lacks a column.
-    for (i, site) in dep.clients.iter().take(3).enumerate() {
-        let rows: Vec<&str> = train
-            .iter()
-            .skip(i)
-            .step_by(3)
-            .map(String::as_str)
-            .collect();
-        std::fs::write(
-            dep.path().join(format!("{site}.csv")),
-            format!("{header}\n{}\n", rows.join("\n")),
-        )
-        .unwrap();
-    }
+    write_three_site_files(&dep, &header, &train);
     let short: Vec<String> = std::iter::once(header.clone())
         .chain(train.iter().take(20).cloned())
         .map(|r| r.split(',').skip(1).collect::<Vec<_>>().join(","))
         .collect();
     std::fs::write(dep.path().join("client-4.csv"), short.join("\n") + "\n").unwrap();
     let mut server = dep.spawn_server();
-    let mut clients: Vec<Child> = dep
-        .clients
-        .iter()
-        .map(|c| {
-            dep.write_client_config(c, "certs");
-            dep.spawn(
-                &[
-                    "client",
-                    "--config",
-                    &format!("{c}.toml"),
-                    "--data",
-                    &format!("{c}.csv"),
-                ],
-                &format!("{c}.log"),
-            )
-        })
-        .collect();
+    let mut clients = spawn_csv_clients(&dep);
     let bad = clients.pop().unwrap();
     let output = bad.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", dep.log("client-4.log"));
@@ -1184,23 +1217,14 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
         .map(|r| r["training_round"].as_u64().unwrap())
         .collect();
     assert_eq!(evaluated, [4, 8], "{rounds:?}");
-    let mut held_out = Vec::new();
-    for i in 0..3 {
-        let site: Vec<&String> = train.iter().skip(i).step_by(3).collect();
-        held_out.extend(site.into_iter().skip(3).step_by(4).cloned());
-    }
-    std::fs::write(
-        dep.path().join("held_out.csv"),
-        format!("{header}\n{}\n", held_out.join("\n")),
-    )
-    .unwrap();
+    let held_out = write_held_out_rows(&dep, &header, &train);
     let out = predict_json(&dep, "held_out.csv");
     assert!(out.status.success());
     let central: Value = serde_json::from_slice(&out.stdout).unwrap();
     let secure = &evaluations[1]["evaluation"];
     eprintln!("secure evaluation {secure}; the same rows scored in one place {central}");
     let examples = secure["examples"].as_f64().unwrap();
-    assert!((examples - held_out.len() as f64).abs() < 1e-3, "{secure}");
+    assert!((examples - held_out as f64).abs() < 1e-3, "{secure}");
     let (a, b) = (
         secure["accuracy"].as_f64().unwrap(),
         central["accuracy"].as_f64().unwrap(),
@@ -1240,12 +1264,7 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
     let list = |v: &[String]| format!("[{}]", v.join(", "));
     let quoted: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
     // A bound for each feature and, last, the label.
-    let bounds: Vec<String> = (0..columns)
-        .map(|j| {
-            let most = values.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
-            format!("{}", 10_f64.powf(most.log10().ceil()))
-        })
-        .collect();
+    let bounds = power_of_ten_bounds(&values, columns);
     let task = format!(
         "[task]\nkind = \"regression\"\nmodel = \"linear\"\nfeatures = {}\nepochs = 5\nbatch_size = 16\nlearning_rate = 0.05\nholdout = 0.25\n\n[statistics]\nbounds = {}\nrow_cap = 200\n\n[evaluation]\nevery = 4\nrow_cap = 200\n",
         list(&quoted),
@@ -1256,37 +1275,9 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
         .replace("dimension = 300\n", "")
         + &task;
     std::fs::write(dep.path().join("server.toml"), config).unwrap();
-    for (i, site) in dep.clients.iter().enumerate() {
-        let rows: Vec<&str> = train
-            .iter()
-            .skip(i)
-            .step_by(3)
-            .map(String::as_str)
-            .collect();
-        std::fs::write(
-            dep.path().join(format!("{site}.csv")),
-            format!("{header}\n{}\n", rows.join("\n")),
-        )
-        .unwrap();
-    }
+    write_three_site_files(&dep, &header, &train);
     let mut server = dep.spawn_server();
-    let mut clients: Vec<Child> = dep
-        .clients
-        .iter()
-        .map(|c| {
-            dep.write_client_config(c, "certs");
-            dep.spawn(
-                &[
-                    "client",
-                    "--config",
-                    &format!("{c}.toml"),
-                    "--data",
-                    &format!("{c}.csv"),
-                ],
-                &format!("{c}.log"),
-            )
-        })
-        .collect();
+    let mut clients = spawn_csv_clients(&dep);
     let (ok, out) = dep.wait_exit(&mut server, "server");
     assert!(ok, "{out}\n{}", dep.log("server.log"));
     // Each site counts its training rounds apart from the statistics round
@@ -1353,21 +1344,12 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
         .iter()
         .rfind(|r| r["kind"] == "evaluate" && r["outcome"] == "released")
         .unwrap()["evaluation"];
-    let mut held_out = Vec::new();
-    for i in 0..3 {
-        let site: Vec<&String> = train.iter().skip(i).step_by(3).collect();
-        held_out.extend(site.into_iter().skip(3).step_by(4).cloned());
-    }
-    std::fs::write(
-        dep.path().join("held_out.csv"),
-        format!("{header}\n{}\n", held_out.join("\n")),
-    )
-    .unwrap();
+    let held_out = write_held_out_rows(&dep, &header, &train);
     let out = predict_json(&dep, "held_out.csv");
     assert!(out.status.success());
     let central: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("secure evaluation {secure}; the same rows scored in one place {central}");
-    assert!((secure["examples"].as_f64().unwrap() - held_out.len() as f64).abs() < 1e-3);
+    assert!((secure["examples"].as_f64().unwrap() - held_out as f64).abs() < 1e-3);
     let (a, b) = (
         secure["r2"].as_f64().unwrap(),
         central["r2"].as_f64().unwrap(),
