@@ -660,7 +660,10 @@ impl Standardizer {
     /// after the features, if the standardiser has one.
     #[must_use]
     pub fn target(&self, dim: usize) -> Option<(f32, f32)> {
-        (self.mean.len() == dim + 1).then(|| (self.mean[dim], self.std[dim]))
+        if self.mean.len() != dim + 1 {
+            return None;
+        }
+        Some((*self.mean.get(dim)?, *self.std.get(dim)?))
     }
 
     /// A standardised prediction of the target, in the target's units
