@@ -319,7 +319,28 @@ max_attempts = 100
 
 /// `veil predict --json` of the server's checkpoint on `csv` (in the
 /// deployment's directory).
-fn predict_json(dep: &Deployment, csv: &str) -> std::process::Output {
+/// `veil predict --json` on the run's checkpoint and `csv` (in the
+/// deployment's directory), which must succeed: its JSON.
+fn predict_json(dep: &Deployment, csv: &str) -> Value {
+    let out = predict_output(dep, csv);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Writes `rows` under `header` as `csv` in the deployment's directory.
+fn write_rows(dep: &Deployment, csv: &str, header: &str, rows: &[String]) {
+    std::fs::write(
+        dep.path().join(csv),
+        format!("{header}\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+}
+
+fn predict_output(dep: &Deployment, csv: &str) -> std::process::Output {
     Command::new(VEIL)
         .args([
             "predict",
@@ -1049,11 +1070,7 @@ fn write_held_out_rows(dep: &Deployment, header: &str, train: &[String]) -> usiz
         let site: Vec<&String> = train.iter().skip(i).step_by(3).collect();
         held_out.extend(site.into_iter().skip(3).step_by(4).cloned());
     }
-    std::fs::write(
-        dep.path().join("held_out.csv"),
-        format!("{header}\n{}\n", held_out.join("\n")),
-    )
-    .unwrap();
+    write_rows(dep, "held_out.csv", header, &held_out);
     held_out.len()
 }
 
@@ -1188,18 +1205,8 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
     // The deliverable: a checkpoint with its card (the released
     // standardisation in it), scored on the raw test rows by
     // `veil predict`.
-    std::fs::write(
-        dep.path().join("test.csv"),
-        format!("{header}\n{}\n", test.join("\n")),
-    )
-    .unwrap();
-    let out = predict_json(&dep, "test.csv");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    write_rows(&dep, "test.csv", &header, &test);
+    let v = predict_json(&dep, "test.csv");
     let accuracy = v["accuracy"].as_f64().unwrap();
     eprintln!("three sites, 8 rounds, no DP: test accuracy {accuracy:.4}");
     assert!(accuracy >= 0.93, "{v}");
@@ -1218,9 +1225,7 @@ fn three_sites_train_a_model_on_their_own_csv_evaluate_it_securely_and_a_wrong_s
         .collect();
     assert_eq!(evaluated, [4, 8], "{rounds:?}");
     let held_out = write_held_out_rows(&dep, &header, &train);
-    let out = predict_json(&dep, "held_out.csv");
-    assert!(out.status.success());
-    let central: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let central = predict_json(&dep, "held_out.csv");
     let secure = &evaluations[1]["evaluation"];
     eprintln!("secure evaluation {secure}; the same rows scored in one place {central}");
     let examples = secure["examples"].as_f64().unwrap();
@@ -1325,18 +1330,8 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
     );
     // The checkpoint on the raw test rows (centralised least squares:
     // R² 0.332).
-    std::fs::write(
-        dep.path().join("test.csv"),
-        format!("{header}\n{}\n", test.join("\n")),
-    )
-    .unwrap();
-    let out = predict_json(&dep, "test.csv");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    write_rows(&dep, "test.csv", &header, &test);
+    let v = predict_json(&dep, "test.csv");
     eprintln!("three sites, diabetes, 8 rounds, no DP: {v}");
     assert!(v["r2"].as_f64().unwrap() > 0.25, "{v}");
     // The last secure evaluation is what the sites' held-out rows give.
@@ -1345,9 +1340,7 @@ fn three_sites_train_a_regression_whose_statistics_and_secure_evaluation_are_the
         .rfind(|r| r["kind"] == "evaluate" && r["outcome"] == "released")
         .unwrap()["evaluation"];
     let held_out = write_held_out_rows(&dep, &header, &train);
-    let out = predict_json(&dep, "held_out.csv");
-    assert!(out.status.success());
-    let central: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let central = predict_json(&dep, "held_out.csv");
     eprintln!("secure evaluation {secure}; the same rows scored in one place {central}");
     assert!((secure["examples"].as_f64().unwrap() - held_out as f64).abs() < 1e-3);
     let (a, b) = (

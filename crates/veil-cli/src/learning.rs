@@ -169,10 +169,8 @@ impl SiteDpSgd {
         path: Option<PathBuf>,
     ) -> Result<Self, String> {
         let bytes = match &path {
-            Some(p) if p.exists() => {
-                std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?
-            }
-            _ => Vec::new(),
+            Some(p) => veil_net::files::read_if_present(p).map_err(|e| e.to_string())?,
+            None => Vec::new(),
         };
         let ledger = Ledger::open(&bytes, budget, delta).map_err(|e| match &path {
             Some(p) => format!("{}: {e}", p.display()),
@@ -212,22 +210,11 @@ impl SiteDpSgd {
             other => SiteDataError(format!("DP-SGD: the round cannot be accounted: {other}")),
         })?;
         if let Some(p) = &self.path {
-            append_synced(p, &recorded.line)
-                .map_err(|e| SiteDataError(format!("{}: {e}", p.display())))?;
+            veil_net::files::append_synced(p, &recorded.line)
+                .map_err(|e| SiteDataError(e.to_string()))?;
         }
         Ok(recorded.epsilon)
     }
-}
-
-/// Appends `bytes` to `path` (created if missing) and syncs it.
-fn append_synced(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_data()
 }
 
 impl Site {

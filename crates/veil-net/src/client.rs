@@ -137,11 +137,8 @@ impl SiteLedger {
     fn open(dir: Option<&std::path::Path>, budget: SiteBudget) -> Result<Self> {
         let path = dir.map(|d| d.join("ledger.jsonl"));
         let bytes = match &path {
-            Some(p) if p.exists() => std::fs::read(p).map_err(|e| Error::Io {
-                path: p.clone(),
-                source: e,
-            })?,
-            _ => Vec::new(),
+            Some(p) => crate::files::read_if_present(p)?,
+            None => Vec::new(),
         };
         Ok(Self {
             ledger: veil_dp::ledger::Ledger::open(&bytes, budget.epsilon, budget.delta)?,
@@ -190,7 +187,7 @@ impl SiteLedger {
             }
         };
         if let Some(p) = &self.path {
-            crate::state::append_synced(p, &recorded.line).map_err(|e| e.to_string())?;
+            crate::files::append_synced(p, &recorded.line).map_err(|e| e.to_string())?;
         }
         Ok(recorded.epsilon)
     }

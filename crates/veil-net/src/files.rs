@@ -31,6 +31,35 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A file's bytes, or none if it does not exist (a ledger not yet
+/// started).
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file for any other failure.
+pub fn read_if_present(path: &Path) -> Result<Vec<u8>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Appends `bytes` to the file at `path` (created if missing), flushes and
+/// syncs it: a ledger line is on disk before what it records is released.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file.
+pub fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    file.write_all(bytes).map_err(io_err(path))?;
+    file.flush().map_err(io_err(path))?;
+    file.sync_all().map_err(io_err(path))
+}
+
 /// As [`read_capped`], as UTF-8 text.
 ///
 /// # Errors

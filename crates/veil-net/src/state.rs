@@ -14,7 +14,6 @@
 //! - `sums/round-NNNNNN.u64le`: each released sum (if kept), little-endian
 //!   `u64` ring elements.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -191,12 +190,7 @@ impl StateDir {
     /// # Errors
     /// [`crate::Error::Io`] naming the file.
     pub fn read_ledger(&self) -> Result<Vec<u8>> {
-        let path = self.ledger_path();
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        files::read_if_present(&self.ledger_path())
     }
 
     /// Appends a ledger line, flushes it and syncs the file.
@@ -205,7 +199,7 @@ impl StateDir {
     /// [`crate::Error::Io`] naming the file (the round must then not be
     /// released).
     pub fn append_ledger(&self, line: &[u8]) -> Result<()> {
-        append_synced(&self.ledger_path(), line)
+        files::append_synced(&self.ledger_path(), line)
     }
 
     /// Persists a released round in the order SPEC.md §12.5 fixes: the
@@ -244,7 +238,7 @@ impl StateDir {
         let path = self.rounds_path();
         let mut line = serde_json::to_vec(record).map_err(|e| bad_file(&path, e.to_string()))?;
         line.push(b'\n');
-        append_synced(&path, &line)
+        files::append_synced(&path, &line)
     }
 }
 
@@ -262,19 +256,6 @@ pub fn read_standardization(path: &Path) -> Result<Option<(Vec<f32>, Vec<f32>)>>
     let (mean, std): (Vec<f32>, Vec<f32>) =
         serde_json::from_str(&text).map_err(|e| bad_file(path, e.to_string()))?;
     Ok(Some((mean, std)))
-}
-
-/// Appends `bytes` to the file at `path` (created if missing), flushes and
-/// syncs it.
-pub(crate) fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_err(path))?;
-    file.write_all(bytes).map_err(io_err(path))?;
-    file.flush().map_err(io_err(path))?;
-    file.sync_all().map_err(io_err(path))
 }
 
 /// Reads a model checkpoint written by [`StateDir::save_model`].
